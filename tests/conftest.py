@@ -1,0 +1,44 @@
+"""Shared fixtures: a temporary papertide home for every test, a loopback HTTP server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from loopback import LoopbackServer  # noqa: E402
+
+from papertide.config import load_config  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def papertide_home(tmp_path, monkeypatch):
+    """Every test gets its own home; nothing touches the real user data dir."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("PAPERTIDE_HOME", str(home))
+    for var in ("PAPERTIDE_DATABASE_URL", "PAPERTIDE_CONTACT"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def config(papertide_home):
+    """Settings for tests: fast retries, no politeness delay unless a test asks for one."""
+    return load_config(papertide_home, env={}, arxiv_interval=0, hf_interval=0, backoff=0.01, retries=3, timeout=5)
+
+
+@pytest.fixture
+def server():
+    s = LoopbackServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
