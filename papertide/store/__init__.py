@@ -1,0 +1,28 @@
+"""All persistence. Nothing outside this package opens a connection or writes SQL.
+
+:func:`open_store` picks the backend from the settings: the embedded SQLite file in
+the papertide home by default, or the database named by ``database_url``.
+"""
+
+from __future__ import annotations
+
+from papertide.config import Config
+from papertide.errors import StoreError
+from papertide.store.base import Batch, Change, Store, WriteResult
+
+__all__ = ["Batch", "Change", "Store", "WriteResult", "open_store"]
+
+
+def open_store(config: Config) -> Store:
+    url = config.database_url
+    if not url:
+        from papertide.store.sqlite import SQLiteStore
+
+        return SQLiteStore(config.db_path)
+    if url.startswith("sqlite:///"):
+        from papertide.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url[len("sqlite:///") :])
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StoreError("PostgreSQL is not supported yet: leave database_url unset to use the embedded SQLite store")
+    raise StoreError(f"unsupported database_url {url!r}: use sqlite:///PATH (PostgreSQL support is planned)")
