@@ -241,6 +241,11 @@ _WS = re.compile(r"\s+")
 _CATEGORY = re.compile(r"^[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?$")
 
 
+def is_arxiv_category(term: str) -> bool:
+    """``cs.CL``, ``hep-th``, ``math.GT`` yes; ACM (``I.2.7``) or MSC (``81T30``) classes no."""
+    return len(term) <= 40 and bool(_CATEGORY.match(term))
+
+
 def clean_text(text: object) -> str:
     """Whitespace normalised, LaTeX kept as written; NUL and control characters removed."""
     if text is None:
@@ -316,7 +321,7 @@ class Paper:
             c = clean_text(c)
             if not c:
                 continue
-            if not _CATEGORY.match(c) or len(c) > 40:
+            if not is_arxiv_category(c):
                 raise RecordError(f"{self.id}: bad category {c[:60]!r}")
             if c not in cats:
                 cats.append(c)

@@ -1,0 +1,5 @@
+"""``python -m papertide`` runs the command line."""
+
+from papertide.cli import main
+
+main()
