@@ -11,12 +11,13 @@ or ``pt:`` + a hash of the normalised title).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
+
+import orjson
 
 from papertide.errors import InvalidIdError, RecordError
 
@@ -138,11 +139,17 @@ def normalise_doi(text: str) -> str:
     return s.lower()
 
 
+_WORD = re.compile(r"\w+")
+# Combining marks left by NFKD decomposition (é -> e + U+0301), dropped for matching.
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def title_key(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a title, for matching."""
-    t = unicodedata.normalize("NFKD", title).casefold()
-    t = "".join(ch for ch in t if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"\w+", t))
+    t = title.casefold()
+    if not t.isascii():
+        t = _COMBINING.sub("", unicodedata.normalize("NFKD", t))
+    return " ".join(_WORD.findall(t))
 
 
 def local_id(*, doi: str | None = None, title: str | None = None) -> str:
@@ -189,6 +196,15 @@ def parse_paper_id(text: str) -> str:
 # ------------------------------------------------------------------------- dates
 
 
+_ISO_UTC = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ")
+
+
+_RFC2822 = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{2}):(\d{2}):(\d{2})\s+(?:GMT|UTC|UT|\+0000)"
+)
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+
+
 def parse_date(value: object) -> str | None:
     """Normalise a date to ISO 8601: ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SSZ`` (UTC).
 
@@ -206,6 +222,16 @@ def parse_date(value: object) -> str | None:
     if not isinstance(value, str):
         raise RecordError(f"not a date: {value!r}")
     s = value.strip()
+    if _ISO_UTC.fullmatch(s):  # already normal: the common case when a record is re-read
+        return s
+    m = _RFC2822.fullmatch(s)  # arXiv's version dates; much faster than the email parser
+    if m and m.group(2).lower() in _MONTHS:
+        day, mon, year, hh, mi, ss = m.groups()
+        try:
+            dt = datetime(int(year), _MONTHS[mon.lower()], int(day), int(hh), int(mi), int(ss))
+        except ValueError:
+            raise RecordError(f"not a date: {value!r}") from None
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
         try:
             return date.fromisoformat(s).isoformat()
@@ -237,7 +263,6 @@ MAX_AUTHOR = 300
 MAX_FIELD = 5_000
 MAX_CATEGORIES = 50
 
-_WS = re.compile(r"\s+")
 _CATEGORY = re.compile(r"^[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?$")
 
 
@@ -246,13 +271,24 @@ def is_arxiv_category(term: str) -> bool:
     return len(term) <= 40 and bool(_CATEGORY.match(term))
 
 
+# Control characters (Unicode category Cc) other than the whitespace ones.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def clean_text(text: object) -> str:
     """Whitespace normalised, LaTeX kept as written; NUL and control characters removed."""
     if text is None:
         return ""
-    s = str(text)
-    s = "".join(ch for ch in s if ch in "\t\n\r" or unicodedata.category(ch) != "Cc")
-    return _WS.sub(" ", unicodedata.normalize("NFC", s)).strip()
+    s = text if isinstance(text, str) else str(text)
+    if s.isprintable() and "  " not in s and s[:1] != " " and s[-1:] != " " and (
+        s.isascii() or unicodedata.is_normalized("NFC", s)
+    ):
+        return s  # already clean: the common case, checked at C speed
+    if _CONTROL.search(s):
+        s = _CONTROL.sub("", s)
+    if not s.isascii() and not unicodedata.is_normalized("NFC", s):
+        s = unicodedata.normalize("NFC", s)
+    return " ".join(s.split())
 
 
 @dataclass(slots=True)
@@ -352,7 +388,7 @@ class Paper:
             if len(v) > 2_000:
                 raise RecordError(f"{self.id}: link {k!r} is {len(v):,} characters")
         extra = {k: v for k, v in self.extra.items() if v not in (None, "", [], {})}
-        if len(json.dumps(extra, ensure_ascii=False)) > 50_000:
+        if extra and len(orjson.dumps(extra)) > 50_000:
             raise RecordError(f"{self.id}: extra fields are too large")
         return Paper(
             id=self.id,
@@ -374,13 +410,21 @@ class Paper:
     def content_hash(self) -> str:
         d = self.to_dict()
         d.pop("source", None)
-        blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; empty fields are left out. ``from_dict`` reads it back."""
-        d = asdict(self)
-        return {k: v for k, v in d.items() if v not in (None, "", [], {})}
+        d: dict = {}
+        for name in _FIELD_NAMES:
+            v = getattr(self, name)
+            if v is None or v == "" or v == [] or v == {}:
+                continue
+            if name == "versions":
+                v = [{"version": x.version, "date": x.date} if x.date else {"version": x.version} for x in v]
+            elif isinstance(v, (list, dict)):
+                v = v.copy()
+            d[name] = v
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Paper":
@@ -418,6 +462,9 @@ class Paper:
         if not kw.get("id"):
             raise RecordError("record has no id")
         return cls(**{k: v for k, v in kw.items() if v is not None or k in ("id", "title")})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Paper))
 
 
 def merge(old: Paper, new: Paper) -> Paper:

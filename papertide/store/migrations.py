@@ -3,7 +3,9 @@
 Add a migration by writing a new ``mNNN_description`` function below the others
 and decorating it with ``@migration``; never edit one that has shipped. Applied
 migrations are recorded by name in the ``migrations`` table. The SQL sticks to
-what SQLite and PostgreSQL both accept, so one list serves both backends.
+what SQLite and PostgreSQL both accept, so one list serves both backends; the few
+dialect-specific words are filled in by :func:`_run` (``{without_rowid}``: SQLite
+stores small link tables clustered on their primary key).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ class Executor(Protocol):
     def execute(self, sql: str, params: tuple = ...) -> object: ...
 
 
-Migration = Callable[[Executor], None]
+Migration = Callable[[Executor, str], None]  # (connection, dialect: "sqlite" or "postgresql")
 MIGRATIONS: list[Migration] = []
 
 
@@ -24,16 +26,24 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
-def _run(db: Executor, script: str) -> None:
+_DIALECT_WORDS = {
+    "sqlite": {"without_rowid": "WITHOUT ROWID"},
+    "postgresql": {"without_rowid": ""},
+}
+
+
+def _run(db: Executor, dialect: str, script: str) -> None:
+    script = script.format(**_DIALECT_WORDS[dialect])
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
 @migration
-def m001_initial(db: Executor) -> None:
+def m001_initial(db: Executor, dialect: str) -> None:
     _run(
         db,
+        dialect,
         """
         CREATE TABLE papers (
             id TEXT PRIMARY KEY,
@@ -45,7 +55,7 @@ def m001_initial(db: Executor) -> None:
             submitted TEXT,                   -- ISO 8601 date or datetime (UTC)
             updated TEXT,
             version INTEGER,
-            versions TEXT NOT NULL,           -- JSON list of {version, date}
+            versions TEXT NOT NULL,           -- JSON list of version/date objects
             doi TEXT,
             journal_ref TEXT,
             comments TEXT,
@@ -60,7 +70,6 @@ def m001_initial(db: Executor) -> None:
             seq BIGINT NOT NULL               -- the change that last touched this row
         );
         CREATE INDEX papers_submitted ON papers (submitted);
-        CREATE INDEX papers_seq ON papers (seq);
         CREATE INDEX papers_doi ON papers (doi);
 
         CREATE TABLE paper_authors (
@@ -69,7 +78,7 @@ def m001_initial(db: Executor) -> None:
             name TEXT NOT NULL,
             name_key TEXT NOT NULL,           -- case- and accent-folded, for author pages
             PRIMARY KEY (paper_id, position)
-        );
+        ) {without_rowid};
         CREATE INDEX paper_authors_key ON paper_authors (name_key);
 
         CREATE TABLE paper_categories (
@@ -77,7 +86,7 @@ def m001_initial(db: Executor) -> None:
             position INTEGER NOT NULL,
             category TEXT NOT NULL,
             PRIMARY KEY (paper_id, position)
-        );
+        ) {without_rowid};
         CREATE INDEX paper_categories_category ON paper_categories (category);
 
         CREATE TABLE changes (

@@ -8,6 +8,8 @@ for lookups (author pages, category filters).
 from __future__ import annotations
 
 import json
+
+import orjson
 from datetime import datetime, timezone
 
 from papertide.paper import Paper, Version, title_key
@@ -42,7 +44,7 @@ def now_iso() -> str:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 def paper_to_row(p: Paper, content_hash: str) -> tuple:

@@ -51,6 +51,7 @@ class SQLiteStore(Store):
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache for bulk ingests
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the store at {self.path}: {e}") from None
@@ -81,7 +82,7 @@ class SQLiteStore(Store):
             if m.__name__ in done:
                 continue
             with self._transaction() as db:
-                m(db)
+                m(db, "sqlite")
                 db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (m.__name__, now_iso()))
 
     def applied_migrations(self) -> list[str]:
