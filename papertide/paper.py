@@ -388,7 +388,11 @@ class Paper:
             if len(v) > 2_000:
                 raise RecordError(f"{self.id}: link {k!r} is {len(v):,} characters")
         extra = {k: v for k, v in self.extra.items() if v not in (None, "", [], {})}
-        if extra and len(orjson.dumps(extra)) > 50_000:
+        try:
+            size = len(orjson.dumps(extra)) if extra else 0
+        except TypeError as e:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+            raise RecordError(f"{self.id}: extra fields are not storable JSON ({e})") from None
+        if size > 50_000:
             raise RecordError(f"{self.id}: extra fields are too large")
         return Paper(
             id=self.id,
