@@ -227,11 +227,12 @@ def parse_date(value: object) -> str | None:
     m = _RFC2822.fullmatch(s)  # arXiv's version dates; much faster than the email parser
     if m and m.group(2).lower() in _MONTHS:
         day, mon, year, hh, mi, ss = m.groups()
+        month = _MONTHS[mon.lower()]
         try:
-            dt = datetime(int(year), _MONTHS[mon.lower()], int(day), int(hh), int(mi), int(ss))
+            datetime(int(year), month, int(day), int(hh), int(mi), int(ss))  # validates
         except ValueError:
             raise RecordError(f"not a date: {value!r}") from None
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{year}-{month:02d}-{int(day):02d}T{hh}:{mi}:{ss}Z"
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
         try:
             return date.fromisoformat(s).isoformat()
@@ -298,6 +299,9 @@ class Version:
     version: int
     date: str | None = None
 
+    def __reduce__(self) -> tuple:  # compact, fast pickling (papers cross process boundaries)
+        return (Version, (self.version, self.date))
+
 
 @dataclass(slots=True)
 class Paper:
@@ -319,6 +323,9 @@ class Paper:
     links: dict[str, str] = field(default_factory=dict)  # abs, pdf, html, code, project, doi
     extra: dict[str, object] = field(default_factory=dict)  # source-specific: ai_summary, report_no, …
     source: str = ""  # where this copy came from: arxiv-oai, arxiv-api, hf-daily, snapshot, …
+
+    def __reduce__(self) -> tuple:  # positional args pickle far faster than slots state
+        return (Paper, tuple(getattr(self, name) for name in _FIELD_NAMES))
 
     @property
     def primary_category(self) -> str | None:

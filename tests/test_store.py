@@ -122,13 +122,19 @@ def test_duplicates_in_one_batch_are_merged(store):
     assert r.added == ["2401.00001"] and store.get("2401.00001").comments == "extra"
 
 
-def test_authors_and_categories_tables_follow_updates(store):
-    store.write(Batch(papers=[paper(1)]))
-    store.write(Batch(papers=[paper(1, authors=["Solo Author"], categories=["math.CO"], version=2)]))
-    rows = store.db.execute("SELECT name, name_key FROM paper_authors WHERE paper_id = '2401.00001'").fetchall()
-    assert rows == [("Solo Author", "solo author")]
-    cats = store.db.execute("SELECT category FROM paper_categories WHERE paper_id='2401.00001'").fetchall()
-    assert cats == [("math.CO",)]
+def test_author_and_category_lookups_follow_updates_and_deletes(store):
+    store.write(Batch(papers=[paper(1), paper(2)]))
+    assert store.paper_ids(author="ANN other") == ["2401.00001", "2401.00002"]
+    assert store.paper_ids(category="cs.LG") == ["2401.00001", "2401.00002"]
+    store.write(Batch(papers=[paper(1, authors=["Solo Áuthor"], categories=["math.CO"], version=2)]))
+    assert store.paper_ids(author="Ann Other") == ["2401.00002"]
+    assert store.paper_ids(author="solo author") == ["2401.00001"]  # accents and case folded
+    assert store.paper_ids(category="math.CO") == ["2401.00001"]
+    assert store.paper_ids(category="cs.LG") == ["2401.00002"]
+    store.write(Batch(deleted=["2401.00002"]))
+    assert store.paper_ids(author="Ann Other") == [] and store.paper_ids(category="cs.CL") == []
+    rows = store.db.execute("SELECT COUNT(*) FROM paper_authors").fetchone()[0]
+    assert rows == 1  # nothing stale left behind
 
 
 def test_signals_and_orphans(store):

@@ -153,21 +153,38 @@ def _os_reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
-def lines(path: str | Path) -> Iterator[Line]:
-    """The lines of a text file, without line ends, numbered from 1; never the whole file at once."""
+def lines(path: str | Path, *, start: int = 0, end: int | None = None, first_number: int = 1) -> Iterator[Line]:
+    """The lines of a text file, without line ends, numbered from 1; never the whole file at once.
+
+    ``start``/``end``/``first_number`` read just the lines of a byte range of a plain
+    UTF-8 file (``start`` at a line start), for readers that split a file among processes.
+    """
     path = Path(path)
-    stream, encoding = _open(path)
+    ranged = start > 0 or end is not None
+    if ranged:
+        try:
+            stream: BinaryIO = open(path, "rb")
+            stream.seek(start)
+        except OSError as e:
+            raise FormatError(f"{path}: cannot read the file ({_os_reason(e)})") from None
+        encoding = "utf-8"
+    else:
+        stream, encoding = _open(path)
     label = "UTF-8" if encoding == "utf-8" else encoding.upper()
+    position = start
     with stream:
-        number = 0
-        while True:
+        number = first_number - 1
+        while end is None or position < end:
             raw = _readline(stream, path, number, MAX_LINE_BYTES + 1)
             if not raw:
                 return
+            position += len(raw)
             number += 1
             complete = raw.endswith(b"\n")
             if len(raw) > MAX_LINE_BYTES and not complete:
-                size = len(raw) + _skip_line(stream, path, number)
+                skipped = _skip_line(stream, path, number)
+                position += skipped
+                size = len(raw) + skipped
                 yield Line(number, None, f"line is {size:,} bytes, over the {_size(MAX_LINE_BYTES)} limit; skipped")
                 continue
             try:
@@ -267,6 +284,9 @@ def _sniff_json(text: str) -> str | None:
 # ----------------------------------------------------------------- readers
 
 
+JSON_LINE_FORMATS = ("jsonl", "arxiv-snapshot", "beir")
+
+
 def _read(path: Path, format: str | None, dataset: str | None) -> Iterator[Item]:
     if format is None:
         format = detect_format(path)
@@ -276,13 +296,27 @@ def _read(path: Path, format: str | None, dataset: str | None) -> Iterator[Item]
         from papertide.sources import bibtex
 
         yield from bibtex.parse(((ln.number, ln.text, ln.problem) for ln in lines(path)), str(path))
-    elif format == "beir":
-        name = dataset or path.parent.name or path.resolve().parent.name
-        yield from _json_items(path, lambda d: _beir_paper(d, name))
-    elif format == "arxiv-snapshot":
-        yield from _json_items(path, _snapshot_paper)
     else:
-        yield from _json_items(path, _jsonl_paper)
+        from papertide.sources import parallel
+
+        if parallel.worth_it(path):
+            yield from parallel.read_json_lines(path, format, dataset)
+        else:
+            yield from json_items(path, format, dataset)
+
+
+def json_items(
+    path: Path, format: str, dataset: str | None, *, start: int = 0, end: int | None = None, first_number: int = 1
+) -> Iterator[Item]:
+    """The items of a JSON-lines file (or of a byte range of one) in one of :data:`JSON_LINE_FORMATS`."""
+    if format == "beir":
+        name = dataset or path.parent.name or path.resolve().parent.name
+        build: Callable[[dict], Paper] = lambda d: _beir_paper(d, name)  # noqa: E731
+    elif format == "arxiv-snapshot":
+        build = _snapshot_paper
+    else:
+        build = _jsonl_paper
+    yield from _json_items(path, build, lines(path, start=start, end=end, first_number=first_number))
 
 
 def _read_oai(path: Path) -> Iterator[Item]:
@@ -298,9 +332,9 @@ def _read_oai(path: Path) -> Iterator[Item]:
     yield from arxiv_oai.read_file(path)
 
 
-def _json_items(path: Path, build: Callable[[dict], Paper]) -> Iterator[Item]:
+def _json_items(path: Path, build: Callable[[dict], Paper], source: Iterator[Line]) -> Iterator[Item]:
     """One item per JSON line: ``build(obj)``, normalised, or a Rejected saying why not."""
-    for line in lines(path):
+    for line in source:
         where = f"{path}:{line.number}"
         if line.text is None:
             reason = line.problem if line.complete else f"the file ends in the middle of this line ({line.problem})"

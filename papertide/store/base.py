@@ -13,8 +13,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Literal
 
-from papertide.paper import Paper
+from papertide.paper import Paper, merge
 from papertide.sources import Checkpoint, Signal
+from papertide.store.rows import row_to_paper
 
 
 @dataclass
@@ -52,6 +53,54 @@ class Change:
     at: str
 
 
+@dataclass
+class Upsert:
+    """A paper to write: the merged record, its content hash, and the stored copy it replaces."""
+
+    paper: Paper
+    hash: str
+    old: Paper | None
+
+
+def merge_duplicates(papers: Iterable[Paper]) -> dict[str, Paper]:
+    """Several copies of one paper in a batch are merged in order."""
+    out: dict[str, Paper] = {}
+    for p in papers:
+        out[p.id] = merge(out[p.id], p) if p.id in out else p
+    return out
+
+
+def plan_upserts(incoming: dict[str, Paper], existing: dict[str, tuple], result: WriteResult) -> list[Upsert]:
+    """Decide what to write; count added, updated and unchanged papers in ``result``.
+
+    ``existing`` maps ids to stored rows (``rows.READ_COLUMNS`` then ``deleted``).
+    A copy whose content hash equals the stored one is unchanged without further
+    work; otherwise it is merged into the stored paper (see :func:`paper.merge`) and
+    written only if the merge changed something.
+    """
+    plan = []
+    for pid, new in incoming.items():
+        row = existing.get(pid)
+        h = new.content_hash()
+        if row is None:
+            plan.append(Upsert(new, h, None))
+            result.added.append(pid)
+            continue
+        stored_hash, was_deleted = row[-2], row[-1]
+        if h == stored_hash and not was_deleted:
+            result.unchanged += 1
+            continue
+        old = row_to_paper(row[:-1])
+        merged = merge(old, new)
+        mh = merged.content_hash()
+        if mh == stored_hash and not was_deleted:
+            result.unchanged += 1
+            continue
+        plan.append(Upsert(merged, mh, None if was_deleted else old))
+        result.updated.append(pid)
+    return plan
+
+
 SortOrder = Literal["submitted", "id", "changed", "added"]
 
 
@@ -81,6 +130,11 @@ class Store(ABC):
 
     @abstractmethod
     def list_papers(self, *, limit: int = 20, offset: int = 0, order: SortOrder = "submitted") -> list[Paper]: ...
+
+    @abstractmethod
+    def paper_ids(self, *, author: str | None = None, category: str | None = None, limit: int = 10_000) -> list[str]:
+        """Ids of live papers by an author (name matched case- and accent-insensitively)
+        or in a category, in id order."""
 
     @abstractmethod
     def count(self) -> int:

@@ -34,7 +34,7 @@ _DIALECT_WORDS = {
 
 def _run(db: Executor, dialect: str, script: str) -> None:
     script = script.format(**_DIALECT_WORDS[dialect])
-    for statement in script.split(";"):
+    for statement in script.split(";"):  # so no ";" inside comments or strings
         if statement.strip():
             db.execute(statement)
 
@@ -72,22 +72,20 @@ def m001_initial(db: Executor, dialect: str) -> None:
         CREATE INDEX papers_submitted ON papers (submitted);
         CREATE INDEX papers_doi ON papers (doi);
 
+        -- Lookup tables kept in step with papers.authors / papers.categories by the
+        -- store in the same transaction, clustered on the lookup key (one b-tree each).
         CREATE TABLE paper_authors (
-            paper_id TEXT NOT NULL REFERENCES papers (id) ON DELETE CASCADE,
+            name_key TEXT NOT NULL,           -- case- and accent-folded name, for author pages
+            paper_id TEXT NOT NULL,
             position INTEGER NOT NULL,
-            name TEXT NOT NULL,
-            name_key TEXT NOT NULL,           -- case- and accent-folded, for author pages
-            PRIMARY KEY (paper_id, position)
+            PRIMARY KEY (name_key, paper_id, position)
         ) {without_rowid};
-        CREATE INDEX paper_authors_key ON paper_authors (name_key);
 
         CREATE TABLE paper_categories (
-            paper_id TEXT NOT NULL REFERENCES papers (id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
             category TEXT NOT NULL,
-            PRIMARY KEY (paper_id, position)
+            paper_id TEXT NOT NULL,
+            PRIMARY KEY (category, paper_id)
         ) {without_rowid};
-        CREATE INDEX paper_categories_category ON paper_categories (category);
 
         CREATE TABLE changes (
             seq BIGINT PRIMARY KEY,

@@ -96,11 +96,13 @@ def row_to_paper(row: tuple | list) -> Paper:
 
 
 def author_rows(p: Paper) -> list[tuple]:
-    return [(p.id, i, name, title_key(name)) for i, name in enumerate(p.authors)]
+    """(name_key, paper_id, position) for the author lookup table."""
+    return [(title_key(name), p.id, i) for i, name in enumerate(p.authors)]
 
 
 def category_rows(p: Paper) -> list[tuple]:
-    return [(p.id, i, c) for i, c in enumerate(p.categories)]
+    """(category, paper_id) for the category lookup table."""
+    return [(c, p.id) for c in p.categories]
 
 
 def dumps(value: object) -> str:

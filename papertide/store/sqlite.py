@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from papertide.errors import NotFoundError, StoreError
-from papertide.paper import Paper, merge
+from papertide.paper import Paper, title_key
 from papertide.sources import Signal
-from papertide.store.base import Batch, Change, SortOrder, Store, WriteResult
+from papertide.store.base import Batch, Change, SortOrder, Store, WriteResult, merge_duplicates, plan_upserts
 from papertide.store.migrations import MIGRATIONS
 from papertide.store.rows import (
     PAPER_COLUMNS,
@@ -104,57 +104,36 @@ class SQLiteStore(Store):
 
     def write(self, batch: Batch) -> WriteResult:
         result = WriteResult()
-        # Several copies of one paper in a batch are merged in order.
-        incoming: dict[str, Paper] = {}
-        for p in batch.papers:
-            incoming[p.id] = merge(incoming[p.id], p) if p.id in incoming else p
         now = now_iso()
         with self._transaction() as db:
-            existing = self._existing(db, list(incoming))
+            incoming = merge_duplicates(batch.papers)
+            plan = plan_upserts(incoming, self._existing(db, list(incoming)), result)
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-            rows, changes, touched = [], [], []
-            for pid, new in incoming.items():
-                old = existing.get(pid)
-                if old is None:
-                    paper, h = new, new.content_hash()
-                    result.added.append(pid)
-                else:
-                    stored_hash, was_deleted = old[-2], old[-1]
-                    h = new.content_hash()
-                    if h == stored_hash and not was_deleted:
-                        result.unchanged += 1
-                        continue
-                    paper = merge(row_to_paper(old[:-1]), new)
-                    h = paper.content_hash()
-                    if h == stored_hash and not was_deleted:
-                        result.unchanged += 1
-                        continue
-                    result.updated.append(pid)
+            rows, changes = [], []
+            for up in plan:
                 seq += 1
-                rows.append(paper_to_row(paper, h) + (now, now, seq))
-                changes.append((seq, pid, "upsert", now))
-                touched.append(paper)
+                rows.append(paper_to_row(up.paper, up.hash) + (now, now, seq))
+                changes.append((seq, up.paper.id, "upsert", now))
             if rows:
+                self._unlink([up.old for up in plan if up.old is not None])
                 db.executemany(_UPSERT_SQL, rows)
-                if result.updated:
-                    self._delete_children(db, result.updated)
                 db.executemany(
-                    "INSERT INTO paper_authors (paper_id, position, name, name_key) VALUES (?, ?, ?, ?)",
-                    [r for p in touched for r in author_rows(p)],
+                    "INSERT INTO paper_authors (name_key, paper_id, position) VALUES (?, ?, ?)",
+                    [r for up in plan for r in author_rows(up.paper)],
                 )
                 db.executemany(
-                    "INSERT INTO paper_categories (paper_id, position, category) VALUES (?, ?, ?)",
-                    [r for p in touched for r in category_rows(p)],
+                    "INSERT INTO paper_categories (category, paper_id) VALUES (?, ?)",
+                    [r for up in plan for r in category_rows(up.paper)],
                 )
-            for pid in dict.fromkeys(batch.deleted):
-                cur = db.execute(
-                    "UPDATE papers SET deleted = 1, modified_at = ?, seq = ? WHERE id = ? AND deleted = 0",
-                    (now, seq + 1, pid),
-                )
-                if cur.rowcount:
-                    seq += 1
-                    changes.append((seq, pid, "delete", now))
-                    result.deleted.append(pid)
+            gone = self._existing(db, list(dict.fromkeys(batch.deleted)))
+            for pid, row in gone.items():
+                if row[-1]:
+                    continue  # already deleted
+                seq += 1
+                db.execute("UPDATE papers SET deleted = 1, modified_at = ?, seq = ? WHERE id = ?", (now, seq, pid))
+                self._unlink([row_to_paper(row[:-1])])
+                changes.append((seq, pid, "delete", now))
+                result.deleted.append(pid)
             if changes:
                 db.executemany("INSERT INTO changes (seq, paper_id, op, at) VALUES (?, ?, ?, ?)", changes)
             self._write_signals(db, batch.signals, result, now)
@@ -162,13 +141,18 @@ class SQLiteStore(Store):
                 self._put_checkpoint(db, batch.checkpoint.name, batch.checkpoint.state, now)
         return result
 
-    @staticmethod
-    def _delete_children(db: sqlite3.Connection, ids: list[str]) -> None:
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            db.execute(f"DELETE FROM paper_authors WHERE paper_id IN ({marks})", chunk)
-            db.execute(f"DELETE FROM paper_categories WHERE paper_id IN ({marks})", chunk)
+    def _unlink(self, papers: list[Paper]) -> None:
+        """Remove stored papers' rows from the author and category lookup tables."""
+        if not papers:
+            return
+        self.db.executemany(
+            "DELETE FROM paper_authors WHERE name_key = ? AND paper_id = ? AND position = ?",
+            [r for p in papers for r in author_rows(p)],
+        )
+        self.db.executemany(
+            "DELETE FROM paper_categories WHERE category = ? AND paper_id = ?",
+            [r for p in papers for r in category_rows(p)],
+        )
 
     def _write_signals(self, db: sqlite3.Connection, signals: list[Signal], result: WriteResult, now: str) -> None:
         if not signals:
@@ -239,6 +223,15 @@ class SQLiteStore(Store):
             (int(limit), int(offset)),
         )
         return [row_to_paper(r) for r in rows]
+
+    def paper_ids(self, *, author: str | None = None, category: str | None = None, limit: int = 10_000) -> list[str]:
+        if (author is None) == (category is None):
+            raise ValueError("give exactly one of author or category")
+        if author is not None:
+            sql, key = "SELECT DISTINCT paper_id FROM paper_authors WHERE name_key = ?", title_key(author)
+        else:
+            sql, key = "SELECT paper_id FROM paper_categories WHERE category = ?", category
+        return [r[0] for r in self.db.execute(sql + " ORDER BY paper_id LIMIT ?", (key, int(limit)))]
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM papers WHERE deleted = 0").fetchone()[0]
