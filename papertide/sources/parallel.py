@@ -73,13 +73,15 @@ def _read_range(path: Path, format: str, dataset: str | None, start: int, end: i
     return list(json_items(path, format, dataset, start=start, end=end, first_number=first))
 
 
-def read_json_lines(path: Path, format: str, dataset: str | None) -> Iterator[Item]:
-    """Items of a JSON-lines file read by a process pool, in file order."""
-    n = workers()
+def read_json_lines(
+    path: Path, format: str, dataset: str | None, *, chunk: int = CHUNK_BYTES, n: int | None = None
+) -> Iterator[Item]:
+    """Items of a JSON-lines file read by a pool of ``n`` processes, in file order."""
+    n = n or workers()
     pending: deque[Future] = deque()
     with ProcessPoolExecutor(max_workers=n) as pool:
         try:
-            for start, end, first in ranges(path):
+            for start, end, first in ranges(path, chunk):
                 pending.append(pool.submit(_read_range, path, format, dataset, start, end, first))
                 if len(pending) >= 2 * n:
                     yield from pending.popleft().result()
