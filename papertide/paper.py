@@ -419,9 +419,10 @@ class Paper:
 
     # The fields that describe the paper itself (``source`` is provenance).
     def content_hash(self) -> str:
-        d = self.to_dict()
-        d.pop("source", None)
-        return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        """A digest of every field but ``source``: equal hashes mean nothing to update."""
+        values = [getattr(self, name) for name in _HASHED_FIELDS]
+        values[_VERSIONS_AT] = [[v.version, v.date] for v in self.versions]
+        return hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; empty fields are left out. ``from_dict`` reads it back."""
@@ -476,6 +477,8 @@ class Paper:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Paper))
+_HASHED_FIELDS = tuple(n for n in _FIELD_NAMES if n != "source")  # provenance is not content
+_VERSIONS_AT = _HASHED_FIELDS.index("versions")
 
 
 def merge(old: Paper, new: Paper) -> Paper:
