@@ -93,6 +93,10 @@ class IngestGroup(CliGroup):
 def ingest() -> None:
     """Add papers: from files (format auto-detected) or from arXiv and Hugging Face.
 
+    Files: papertide JSONL, the arXiv metadata snapshot, BEIR corpus.jsonl, saved
+    OAI-PMH XML or BibTeX (gzipped too); --format jsonl|arxiv-snapshot|beir|oai-xml|bibtex
+    overrides detection and --dataset NAME names a BEIR corpus.
+
     \b
       papertide ingest papers.jsonl arxiv-metadata-oai-snapshot.json
       papertide ingest arxiv --set cs:cs:CL --from 2024-01-01
