@@ -16,6 +16,17 @@ from papertide.config import load_config  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def _shared_data() -> Path:
+    """The project's shared data: beside the checkout (as CI lays it out), else /work/shared."""
+    for base in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
+        if (base / "data").is_dir():
+            return base / "data"
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+
+
 @pytest.fixture(autouse=True)
 def papertide_home(tmp_path, monkeypatch):
     """Every test gets its own home; nothing touches the real user data dir."""

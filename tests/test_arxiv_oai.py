@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from papertide.errors import FormatError, SourceError
 from papertide.paper import Paper, Version
@@ -14,7 +15,7 @@ from papertide.sources import Checkpoint, Deleted, Rejected
 from papertide.sources.arxiv_oai import checkpoint_name, harvest, list_sets, read_file, split_authors
 from papertide.sources.http import Fetcher
 
-SHARED = Path("/work/shared/data/formats")
+SHARED = SHARED_DATA / "formats"
 OAI = "/oai"
 
 

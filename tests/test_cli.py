@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from click.testing import CliRunner
 
 from papertide.cli import cli
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 SNAPSHOT = SHARED / "formats" / "kaggle-arxiv-metadata-snapshot-200.jsonl"
 
 

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from papertide.paper import MAX_TITLE, Paper, Version, local_id
 from papertide.sources import Deleted, Rejected, files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "files"
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 SNAPSHOT_SAMPLE = SHARED / "formats" / "kaggle-arxiv-metadata-snapshot-200.jsonl"
 DEMO = Path(__file__).parent.parent / "papertide" / "data" / "demo_papers.jsonl"
 
