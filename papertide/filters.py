@@ -73,6 +73,29 @@ class DocFacts:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def merged(self, papers: Iterable[Paper], *, removed: Iterable[str] = ()) -> "DocFacts":
+        """These facts with ``papers`` added or replaced and ``removed`` dropped (order: kept, then new)."""
+        papers = list(papers)
+        drop = set(removed) | {p.id for p in papers}
+        keep = np.array([k not in drop for k in self.keys], dtype=bool)
+        rows = np.flatnonzero(keep)
+        fresh = DocFacts.build(papers)
+        vocab = list(self.categories)
+        code = {c: i for i, c in enumerate(vocab)}
+        remap = np.array([code.setdefault(c, len(code)) for c in fresh.categories], dtype=np.int32)
+        vocab = list(code)
+        lengths = np.diff(self.cat_ptr)[rows]
+        kept_ids = self.cat_ids[keep[self._entry_rows]] if len(self.cat_ids) else self.cat_ids
+        ids = np.concatenate([kept_ids, remap[fresh.cat_ids] if len(fresh.cat_ids) else fresh.cat_ids])
+        ptr = np.concatenate([[0], np.cumsum(np.concatenate([lengths, np.diff(fresh.cat_ptr)]))])
+        return DocFacts(
+            [self.keys[i] for i in rows] + fresh.keys,
+            np.concatenate([self.days[rows], fresh.days]).astype(np.int32),
+            ptr.astype(np.int64),
+            ids.astype(np.int32),
+            vocab,
+        )
+
     # ------------------------------------------------------------------ masks
     def date_mask(self, since: date | None, until: date | None) -> np.ndarray:
         """Papers submitted in [since, until]; papers without a date never match a date filter."""

@@ -47,3 +47,17 @@ def test_key_mask_and_round_trip(tmp_path):
     assert np.array_equal(g.days, f.days) and g.category_mask(["cs"]).tolist() == [True, False, True, False]
     f.save(tmp_path / "facts", watermark=8)  # replacing an existing index works
     assert DocFacts.load(tmp_path / "facts")[1] == 8
+
+
+def test_merged_equals_a_fresh_build():
+    f = facts()
+    changed = Paper(id="c", title="z", categories=["q-bio.NC", "cs.AI"], submitted="2020-05-05")
+    new = Paper(id="e", title="v", categories=["cs.CL"], submitted="2025-01-01")
+    g = f.merged([changed, new], removed=["a"])
+    assert g.keys == ["b", "d", "c", "e"]
+    fresh = DocFacts.build([Paper(id="b", title="y"), Paper(id="d", title="w", categories=["hep-th"],
+                            submitted="2024-01-01"), changed, new])  # fmt: skip
+    assert g.days.tolist() == fresh.days.tolist()
+    for cat in ("cs", "cs.CL", "hep-th", "q-bio", "math"):
+        assert g.category_mask([cat]).tolist() == fresh.category_mask([cat]).tolist(), cat
+    assert f.merged([]).keys == f.keys
