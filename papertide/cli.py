@@ -331,6 +331,15 @@ def demo(obj: Context) -> None:
     _exit_for(report)
 
 
+def _register_more() -> None:
+    from papertide import cli_search
+
+    cli_search.register(cli, pass_ctx)
+
+
+_register_more()
+
+
 def main() -> None:
     cli(prog_name="papertide")
 

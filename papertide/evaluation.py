@@ -127,3 +127,52 @@ def _read_queries(path: Path, wanted: set[str]) -> dict[str, str]:
             if qid in wanted:
                 queries[qid] = text
     return queries
+
+
+# -------------------------------------------------------------- running it
+
+
+def run_queries(index, queries: Mapping[str, str], *, mode: str, depth: int = 100, progress=None) -> dict:
+    """The ranked ids for each query (``depth`` of them), as a run for :func:`evaluate`."""
+    from papertide.query import parse_query
+    from papertide.rank import search
+
+    run = {}
+    for qid, text in queries.items():
+        try:
+            ids, _ = search(index, parse_query(text), k=depth, mode=mode)
+        except ValueError:
+            ids = []
+        run[qid] = ids
+        if progress:
+            progress(1)
+    return run
+
+
+def run_beir(config, directory: Path, *, mode: str = "hybrid", split: str = "test", progress=None) -> dict:
+    """Ingest (once) and index a BEIR dataset in its own store, run its queries, score them.
+
+    The dataset lives in ``<home>/eval/<name>`` so it never mixes with the user's
+    papers; a second run reuses the store, the index and the cached embeddings.
+    """
+    from papertide.config import replace
+    from papertide.index import SearchIndex, update_index
+    from papertide.ingest import ingest_files
+    from papertide.paper import beir_id
+    from papertide.store import open_store
+
+    ds = load_beir(directory, split)
+    sub = replace(config, home=config.home / "eval" / ds.name, database_url=None)
+    store = open_store(sub)
+    try:
+        report = ingest_files(store, [ds.corpus], format="beir", dataset=ds.name)
+        if report.errors:
+            raise FormatError("; ".join(report.errors))
+        update_index(store, sub)
+        index = SearchIndex.open(sub, store)
+        run = run_queries(index, ds.queries, mode=mode, progress=progress)
+        qrels = {q: {beir_id(ds.name, d): r for d, r in rel.items()} for q, rel in ds.qrels.items()}
+        metrics = evaluate(run, qrels)
+    finally:
+        store.close()
+    return {"dataset": ds.name, "split": split, "mode": mode, **metrics}

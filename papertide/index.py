@@ -1,0 +1,213 @@
+"""The search indexes under ``<home>/index``: built, caught up, and loaded together.
+
+Three indexes answer every search: ``lexical/`` (BM25), ``dense/`` (sentence
+vectors) and ``facts/`` (dates and categories for filters). Each is a directory of
+flat files recording the store watermark it covers. :func:`update_index` reads the
+store's change log since that watermark and applies just those papers: only their
+text is tokenized, and only text never seen before is embedded (the embedding cache
+under ``<home>/embeddings`` is keyed by a hash of the text). :class:`SearchIndex`
+loads the three and lines up their document numbers by paper id, so one filter
+mask serves every mode.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from papertide.config import Config
+from papertide.errors import PapertideError
+from papertide.filters import DocFacts
+from papertide.paper import Paper
+from papertide.store import Store
+from papertide.text.lexical import BM25Index, paper_doc
+
+CHANGES_PAGE = 50_000
+
+
+class IndexMissingError(PapertideError):
+    """No search index yet: ``papertide index`` builds it."""
+
+
+@dataclass
+class IndexReport:
+    papers: int = 0  # live papers covered after the run
+    changed: int = 0  # added or updated papers applied
+    removed: int = 0
+    embedded: int = 0  # texts embedded now (the rest came from the cache)
+    seconds: float = 0.0
+    watermark: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.papers} papers indexed ({self.changed} added or updated, {self.removed} removed, "
+            f"{self.embedded} newly embedded) in {self.seconds:.1f} s"
+        )
+
+
+def index_dir(config: Config) -> Path:
+    return config.home / "index"
+
+
+def paper_text(p: Paper) -> str:
+    from papertide.text.embed import paper_text as text_of
+
+    return text_of(p.title, p.abstract)
+
+
+def _changed_since(store: Store, watermark: int) -> tuple[list[str], list[str]]:
+    """Ids upserted and ids deleted since ``watermark``, as of now (the last change wins)."""
+    last: dict[str, str] = {}
+    seq = watermark
+    while True:
+        page = store.changes_since(seq, limit=CHANGES_PAGE)
+        if not page:
+            break
+        for c in page:
+            last[c.paper_id] = c.op
+        seq = page[-1].seq
+    upserted = [pid for pid, op in last.items() if op == "upsert"]
+    deleted = [pid for pid, op in last.items() if op == "delete"]
+    return upserted, deleted
+
+
+def update_index(
+    store: Store,
+    config: Config,
+    *,
+    embedder=None,
+    progress: Callable[[int], None] | None = None,
+    rebuild: bool = False,
+) -> IndexReport:
+    """Bring the indexes up to the store's watermark; ``rebuild`` starts from nothing."""
+    from papertide.text import embed as embedding
+    from papertide.text.vectors import VectorIndex
+
+    t0 = time.perf_counter()
+    root = index_dir(config)
+    target = store.watermark()
+    report = IndexReport(watermark=target)
+    loaded = None if rebuild else _load_parts(root)
+    if loaded is not None and loaded[3] == target:
+        report.papers = len(loaded[2].keys)
+        report.seconds = time.perf_counter() - t0
+        return report
+    embedder = embedder or embedding.load_embedder()
+    cache = embedding.EmbeddingCache(config.home / "embeddings" / embedder.name, embedder.name, embedder.dim)
+
+    if loaded is None:
+        lexical = BM25Index.empty()
+        vectors = VectorIndex(embedder.dim, model=embedder.name)
+        facts = DocFacts.build([])
+        upserted = [p.id for p in store.iter_papers()]
+        deleted: list[str] = []
+    else:
+        lexical, vectors, facts, mark = loaded
+        upserted, deleted = _changed_since(store, mark)
+
+    new_facts: list[Paper] = []
+    for start in range(0, len(upserted), 5_000):
+        ids = upserted[start : start + 5_000]
+        found = store.get_many(ids)
+        papers = list(found.values())
+        deleted.extend(i for i in ids if i not in found)  # deleted after the change was logged
+        lexical.update([paper_doc(p) for p in papers])
+        texts = [paper_text(p) for p in papers]
+        before = cache.misses
+        vecs = embedding.embed_cached(embedder, texts, cache)
+        report.embedded += cache.misses - before
+        vectors.upsert([p.id for p in papers], vecs)
+        new_facts.extend(papers)
+        report.changed += len(papers)
+        if progress:
+            progress(len(ids))
+    if deleted:
+        lexical.update(removed=deleted)
+        report.removed = vectors.remove(deleted)
+    facts = facts.merged(new_facts, removed=deleted)
+
+    for part in (lexical, vectors):
+        part.watermark = target
+    root.mkdir(parents=True, exist_ok=True)
+    lexical.save(root / "lexical")
+    vectors.save(root / "dense")
+    facts.save(root / "facts", watermark=target)
+    report.papers = len(facts.keys)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _load_parts(root: Path):
+    """(lexical, vectors, facts, watermark) when all three exist and agree, else None."""
+    from papertide.text.vectors import VectorIndex
+
+    if not all((root / name / "params.json").exists() for name in ("lexical", "dense", "facts")):
+        return None
+    lexical = BM25Index.load(root / "lexical", mmap=False)
+    vectors = VectorIndex.load(root / "dense")
+    facts, mark = DocFacts.load(root / "facts")
+    if lexical.watermark != mark or vectors.watermark != mark:
+        return None  # a run died between saves: rebuild rather than guess
+    return lexical, vectors, facts, mark
+
+
+class SearchIndex:
+    """The loaded indexes, with document numbers lined up by paper id."""
+
+    def __init__(self, lexical: BM25Index, vectors, facts: DocFacts, store: Store, embedder=None) -> None:
+        self.lexical, self.vectors, self.facts, self.store = lexical, vectors, facts, store
+        self._embedder = embedder
+
+    @classmethod
+    def open(cls, config: Config, store: Store, *, embedder=None) -> "SearchIndex":
+        from papertide.text.vectors import VectorIndex
+
+        root = index_dir(config)
+        if not (root / "facts" / "params.json").exists():
+            raise IndexMissingError(f"no search index in {root}: run `papertide index` first")
+        facts, _ = DocFacts.load(root / "facts")
+        return cls(BM25Index.load(root / "lexical"), VectorIndex.load(root / "dense"), facts, store, embedder)
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from papertide.text.embed import load_embedder
+
+            self._embedder = load_embedder()
+        return self._embedder
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embedder.embed([text])[0]
+
+    @cached_property
+    def lexical_rows(self) -> np.ndarray:
+        """For each lexical doc number, its row in ``facts`` (-1 if absent)."""
+        pos = self.facts.positions
+        return np.array([pos.get(k, -1) for k in self.lexical.doc_keys.tolist()], dtype=np.int64)
+
+    @cached_property
+    def vector_rows(self) -> np.ndarray:
+        pos = self.facts.positions
+        return np.array([pos.get(k, -1) if k is not None else -1 for k in self.vectors.keys], dtype=np.int64)
+
+    def to_lexical(self, mask: np.ndarray) -> np.ndarray:
+        return _project(mask, self.lexical_rows)
+
+    def to_vectors(self, mask: np.ndarray) -> np.ndarray:
+        return _project(mask, self.vector_rows)
+
+    def __len__(self) -> int:
+        return len(self.facts.keys)
+
+
+def _project(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A mask over facts rows seen through another index's document numbering."""
+    out = np.zeros(len(rows), dtype=bool)
+    present = rows >= 0
+    out[present] = mask[rows[present]]
+    return out
