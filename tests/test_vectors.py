@@ -214,7 +214,9 @@ def test_incremental_updates_equal_a_rebuild():
         assert all(k not in keys(300, 1000) for k in idx.keys_of(idx.search(q, 50, mode="compact")[0]))
     idx.compact()  # renumbered and recalibrated: now identical to the rebuild, codes included
     assert idx.keys == fresh.keys and idx.size == fresh.size
-    assert np.array_equal(idx._i8[: idx.size], fresh._i8) and np.array_equal(idx._bits[:, : idx.size], fresh._bits)
+    for mine, theirs in ((idx._full[: idx.size], fresh._full), (idx._i8[: idx.size], fresh._i8)):
+        assert np.array_equal(mine, theirs)
+    assert np.array_equal(idx._bits[:, : idx.size], fresh._bits)
     q = y[0]
     assert np.array_equal(idx.search(q, 10, mode="compact")[0], fresh.search(q, 10, mode="compact")[0])
 

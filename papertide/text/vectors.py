@@ -435,7 +435,23 @@ class VectorIndex:
     # ---------------------------------------------------------------- updates
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         """Append new documents; ValueError if a key is already present or repeated."""
+        self._append(*self._check_batch(keys, vectors))
+
+    def update(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Replace the vectors of present documents in place (NotFoundError for an absent key)."""
+        self._rewrite(*self._check_batch(keys, vectors))
+
+    def upsert(self, keys: Sequence[str], vectors: np.ndarray) -> tuple[int, int]:
+        """Update present keys and add the others; returns (added, updated)."""
         keys, x = self._check_batch(keys, vectors)
+        old = np.array([k in self._rows for k in keys], dtype=bool)
+        if old.any():
+            self._rewrite([k for k, o in zip(keys, old) if o], x[old])
+        if not old.all():
+            self._append([k for k, o in zip(keys, old) if not o], x[~old])
+        return int((~old).sum()), int(old.sum())
+
+    def _append(self, keys: list[str], x: np.ndarray) -> None:
         present = [k for k in keys if k in self._rows]
         if present:
             raise ValueError(f"{len(present)} keys are already in the index (use update or upsert), e.g. {present[:3]}")
@@ -455,25 +471,13 @@ class VectorIndex:
         else:
             self._encode(np.arange(start, self._n), x)
 
-    def update(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Replace the vectors of present documents in place (NotFoundError for an absent key)."""
-        keys, x = self._check_batch(keys, vectors)
+    def _rewrite(self, keys: list[str], x: np.ndarray) -> None:
         rows = np.array([self.doc(k) for k in keys], dtype=np.int64)
         self._reserve(0)
         if self._full is not None:
             self._full[rows] = x
         self._encode(rows, x)
         self._changed = True
-
-    def upsert(self, keys: Sequence[str], vectors: np.ndarray) -> tuple[int, int]:
-        """Update present keys and add the others; returns (added, updated)."""
-        keys, x = self._check_batch(keys, vectors)
-        old = np.array([k in self._rows for k in keys], dtype=bool)
-        if old.any():
-            self.update([k for k, o in zip(keys, old) if o], x[old])
-        if not old.all():
-            self.add([k for k, o in zip(keys, old) if not o], x[~old])
-        return int((~old).sum()), int(old.sum())
 
     def remove(self, keys: Iterable[str]) -> int:
         """Tombstone the documents of ``keys``; absent keys are ignored. Returns how many were removed."""
