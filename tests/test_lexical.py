@@ -178,6 +178,16 @@ def test_required_excluded_allowed(small):
     assert keyed(small, small.search(["retrieval"], excluded=["unknownword"]))[0] == ["p1", "p2"]
 
 
+def test_filters_agree_with_sets_on_many_and_few_candidates():
+    index = BM25Index.build(random_docs(1500, seed=9))
+    for query, must, never in ((["w0", "w1"], "w2", "w3"), (["w390", "w391", "w5"], "w5", "w0"), (["w390", "w391", "w392"], "w391", "w1")):
+        everything = index.search(query, k=len(index))[0].tolist()
+        with_must = set(index.term_docs(must).tolist())
+        with_never = set(index.term_docs(never).tolist())
+        ids = index.search(query, k=len(index), required=[must], excluded=[never])[0].tolist()
+        assert ids == [d for d in everything if d in with_must and d not in with_never]
+
+
 def test_search_edge_cases(small):
     assert small.search([], k=5)[0].size == 0
     assert small.search(["nothing", "here"])[0].size == 0

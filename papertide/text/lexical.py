@@ -142,10 +142,14 @@ def _average_length(length: np.ndarray) -> float:
     return total / len(length) if total > 0 else 1.0
 
 
-def _contains(sorted_docs: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Which of ``docs`` occur in ``sorted_docs`` (ascending)."""
+def _contains(sorted_docs: np.ndarray, docs: np.ndarray, n_docs: int) -> np.ndarray:
+    """Which of ``docs`` occur in ``sorted_docs`` (ascending doc numbers below ``n_docs``)."""
     if len(sorted_docs) == 0:
         return np.zeros(len(docs), dtype=bool)
+    if len(docs) * 8 > n_docs:  # many to check: mark the documents once
+        marked = np.zeros(n_docs, dtype=bool)
+        marked[sorted_docs] = True
+        return marked[docs]
     pos = np.minimum(np.searchsorted(sorted_docs, docs), len(sorted_docs) - 1)
     return sorted_docs[pos] == docs
 
@@ -343,12 +347,12 @@ class BM25Index:
         cand, scores = self._accumulate(weights)
         keep = None if allowed is None else self._mask(allowed)[cand]
         for i in must:
-            found = _contains(self._docs[self._indptr[i] : self._indptr[i + 1]], cand)
+            found = _contains(self._docs[self._indptr[i] : self._indptr[i + 1]], cand, len(self._length))
             keep = found if keep is None else keep & found
         for t in excluded or ():
             i = self.term_id(t)
             if i >= 0:
-                found = _contains(self._docs[self._indptr[i] : self._indptr[i + 1]], cand)
+                found = _contains(self._docs[self._indptr[i] : self._indptr[i + 1]], cand, len(self._length))
                 keep = ~found if keep is None else keep & ~found
         if keep is not None:  # (integer takes: boolean indexing is slow on scattered masks)
             kept = np.flatnonzero(keep)
