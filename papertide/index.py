@@ -54,6 +54,11 @@ def index_dir(config: Config) -> Path:
     return config.home / "index"
 
 
+def model_cache_dir(config: Config) -> Path:
+    """Where the embedder keeps the runtime graph it derives from the packaged model."""
+    return config.home / "models"
+
+
 def paper_text(p: Paper) -> str:
     from papertide.text.embed import paper_text as text_of
 
@@ -97,7 +102,7 @@ def update_index(
         report.papers = len(loaded[2].keys)
         report.seconds = time.perf_counter() - t0
         return report
-    embedder = embedder or embedding.load_embedder()
+    embedder = embedder or embedding.load_embedder(cache_dir=model_cache_dir(config))
     cache = embedding.EmbeddingCache(config.home / "embeddings" / embedder.name, embedder.name, embedder.dim)
 
     if loaded is None:
@@ -118,9 +123,9 @@ def update_index(
         deleted.extend(i for i in ids if i not in found)  # deleted after the change was logged
         lexical.update([paper_doc(p) for p in papers])
         texts = [paper_text(p) for p in papers]
-        before = cache.misses
+        before = len(cache)
         vecs = embedding.embed_cached(embedder, texts, cache)
-        report.embedded += cache.misses - before
+        report.embedded += len(cache) - before
         vectors.upsert([p.id for p in papers], vecs)
         new_facts.extend(papers)
         report.changed += len(papers)
@@ -159,9 +164,11 @@ def _load_parts(root: Path):
 class SearchIndex:
     """The loaded indexes, with document numbers lined up by paper id."""
 
-    def __init__(self, lexical: BM25Index, vectors, facts: DocFacts, store: Store, embedder=None) -> None:
+    def __init__(self, lexical: BM25Index, vectors, facts: DocFacts, store: Store, embedder=None,
+                 model_cache: Path | None = None) -> None:  # fmt: skip
         self.lexical, self.vectors, self.facts, self.store = lexical, vectors, facts, store
         self._embedder = embedder
+        self._model_cache = model_cache
 
     @classmethod
     def open(cls, config: Config, store: Store, *, embedder=None) -> "SearchIndex":
@@ -171,14 +178,15 @@ class SearchIndex:
         if not (root / "facts" / "params.json").exists():
             raise IndexMissingError(f"no search index in {root}: run `papertide index` first")
         facts, _ = DocFacts.load(root / "facts")
-        return cls(BM25Index.load(root / "lexical"), VectorIndex.load(root / "dense"), facts, store, embedder)
+        vectors = VectorIndex.load(root / "dense")
+        return cls(BM25Index.load(root / "lexical"), vectors, facts, store, embedder, model_cache_dir(config))
 
     @property
     def embedder(self):
         if self._embedder is None:
             from papertide.text.embed import load_embedder
 
-            self._embedder = load_embedder()
+            self._embedder = load_embedder(cache_dir=self._model_cache)
         return self._embedder
 
     def embed_query(self, text: str) -> np.ndarray:

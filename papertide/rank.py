@@ -59,8 +59,9 @@ def linear(a: Ranking, b: Ranking, alpha: float) -> Ranking:
         if not ids:
             return {}
         lo, hi = float(np.min(s)), float(np.max(s))
-        span = hi - lo or 1.0
-        return {pid: (float(v) - lo) / span for pid, v in zip(ids, s)}
+        if hi == lo:
+            return dict.fromkeys(ids, 1.0)
+        return {pid: (float(v) - lo) / (hi - lo) for pid, v in zip(ids, s)}
 
     na, nb = norm(a), norm(b)
     score = {p: alpha * na.get(p, 0.0) + (1 - alpha) * nb.get(p, 0.0) for p in na.keys() | nb.keys()}

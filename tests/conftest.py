@@ -53,3 +53,36 @@ def server():
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real packaged embedder, loaded once per test run."""
+    from papertide.text.embed import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def demo_embeddings(tmp_path_factory, embedder) -> Path:
+    """A home whose embedding cache holds the demo corpus (embedding it takes ~10 s here)."""
+    from papertide.index import update_index
+    from papertide.ingest import ingest_demo
+    from papertide.store import open_store
+
+    home = tmp_path_factory.mktemp("demo-embeddings")
+    cfg = load_config(home, env={})
+    store = open_store(cfg)
+    ingest_demo(store)
+    update_index(store, cfg, embedder=embedder)
+    store.close()
+    return home / "embeddings"
+
+
+@pytest.fixture
+def warm_home(config, demo_embeddings):
+    """The test's home with the demo corpus's embeddings already cached."""
+    import shutil
+
+    shutil.copytree(demo_embeddings, config.home / "embeddings")
+    return config.home
