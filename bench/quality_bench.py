@@ -1,9 +1,9 @@
 """Search quality on the labelled demo queries: each mode, and two ways to fuse.
 
 Prints nDCG@10, recall@100 and MRR@10 for lexical, dense and hybrid search, and for
-hybrid the fusion actually used (reciprocal rank fusion, k = 60) next to a linear
-combination of min-max normalised scores at several weights — the numbers behind
-the choice of fusion. The labelled set is tests/fixtures/quality/demo_queries.json.
+hybrid the fusion used by default (convex combination of min-max normalised scores,
+equal weights) next to reciprocal rank fusion and the convex combination at other
+weights — the numbers behind the choice of fusion. The labelled set is tests/fixtures/quality/demo_queries.json.
 
     python bench/quality_bench.py
 """
@@ -46,9 +46,10 @@ def main() -> None:
         index = SearchIndex.open(config, store)
         queries, qrels = labelled(index)
         rows = []
-        for mode in ("lexical", "dense", "hybrid"):
-            run = {str(n): search(index, q, mode=mode, k=100)[0] for n, q in enumerate(queries)}
-            rows.append((f"{mode}" + (" (RRF k=60)" if mode == "hybrid" else ""), evaluate(run, qrels)))
+        for mode, fusion in (("lexical", "convex"), ("dense", "convex"), ("hybrid", "convex"), ("hybrid", "rrf")):
+            run = {str(n): search(index, q, mode=mode, k=100, fusion=fusion)[0] for n, q in enumerate(queries)}
+            label = {"convex": " (default: convex a=0.5)", "rrf": " (RRF k=60)"}[fusion] if mode == "hybrid" else ""
+            rows.append((mode + label, evaluate(run, qrels)))
         pairs = []
         for q in queries:
             pq = parse_query(q)
