@@ -25,7 +25,7 @@ import numpy as np
 from papertide.errors import NotFoundError
 from papertide.index import SearchIndex
 from papertide.query import Query, author_matches, parse_query
-from papertide.text.lexical import tokenize, tokenize_query
+from papertide.text.lexical import phrase_words, tokenize_query
 
 Mode = Literal["hybrid", "lexical", "dense"]
 MODES = ("hybrid", "lexical", "dense")
@@ -130,10 +130,10 @@ def _author_mask(index: SearchIndex, q: Query, within: np.ndarray | None) -> np.
 
 
 def _has_phrases(index: SearchIndex, ids: list[str], q: Query) -> list[str]:
-    """Keep the ids whose title or abstract holds every phrase and no excluded phrase, as written."""
-    multi_excluded = [t for t in (tokenize_query(e) for e in q.excluded) if len(t) > 1]
-    phrases = [t for t in (tokenize_query(p) for p in q.phrases) if len(t) > 1] + multi_excluded
-    if not phrases or not ids:
+    """Keep the ids whose title or abstract holds every phrase and no excluded phrase, word for word."""
+    excluded = [w for w in (phrase_words(e) for e in q.excluded) if len(w) > 1]
+    wanted = [w for w in (phrase_words(p) for p in q.phrases) if len(w) > 1]
+    if not (wanted or excluded) or not ids:
         return ids
     papers = index.store.get_many(ids)
     kept = []
@@ -141,10 +141,8 @@ def _has_phrases(index: SearchIndex, ids: list[str], q: Query) -> list[str]:
         p = papers.get(pid)
         if p is None:
             continue
-        words = tokenize(p.title) + ["\0"] + tokenize(p.abstract)
-        found = [_contains_run(words, t) for t in phrases]
-        wanted, unwanted = found[: len(found) - len(multi_excluded)], found[len(found) - len(multi_excluded) :]
-        if all(wanted) and not any(unwanted):
+        words = phrase_words(p.title) + ["\0"] + phrase_words(p.abstract)
+        if all(_contains_run(words, w) for w in wanted) and not any(_contains_run(words, w) for w in excluded):
             kept.append(pid)
     return kept
 
@@ -178,7 +176,7 @@ def search(index: SearchIndex, query: Query | str, *, k: int = 10, offset: int =
     if not tokens and not q.text.strip():
         return _browse(index, mask, k, offset)
     depth = max(DEPTH, offset + k)
-    if q.phrases or any(len(tokenize_query(e)) > 1 for e in q.excluded):
+    if q.phrases or any(len(phrase_words(e)) > 1 for e in q.excluded):
         depth *= 3  # some candidates will fail the exact-phrase check
     rankings = []
     if mode in ("hybrid", "lexical"):

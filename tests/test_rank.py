@@ -139,3 +139,10 @@ def test_hybrid_beats_lexical_and_dense_on_the_labelled_set(index):
         run = {str(n): search(index, item["q"], mode=mode, k=100)[0] for n, item in enumerate(labelled)}
         scores[mode] = evaluate(run, qrels)["ndcg@10"]
     assert scores["hybrid"] > scores["lexical"] and scores["hybrid"] > scores["dense"], scores
+
+
+def test_phrases_match_word_for_word(index):
+    ids, _ = search(index, '"learning in small transformers"', mode="lexical", k=10)
+    assert ids == ["2403.00001"]
+    ids, _ = search(index, '"learning small transformers"', mode="lexical", k=10)
+    assert ids == []  # the stop word "in" is part of the phrase as written
