@@ -10,9 +10,6 @@ vocabulary). Author filters are rare and selective; they ask the store.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date
@@ -21,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from papertide.flatdir import publish, resolve
 from papertide.paper import Paper
 
 FORMAT = 1
@@ -134,20 +132,17 @@ class DocFacts:
 
     # ---------------------------------------------------------------- storage
     def save(self, directory: str | Path, *, watermark: int) -> None:
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".facts-", dir=directory.parent))
-        np.save(tmp / "days.npy", self.days)
-        np.save(tmp / "cat_ptr.npy", self.cat_ptr)
-        np.save(tmp / "cat_ids.npy", self.cat_ids)
-        (tmp / "keys.json").write_text(json.dumps(self.keys, ensure_ascii=False))
-        params = {"format": FORMAT, "count": len(self.keys), "categories": self.categories, "watermark": watermark}
-        (tmp / "params.json").write_text(json.dumps(params, indent=1))
-        _swap(tmp, directory)
+        with publish(directory) as tmp:
+            np.save(tmp / "days.npy", self.days)
+            np.save(tmp / "cat_ptr.npy", self.cat_ptr)
+            np.save(tmp / "cat_ids.npy", self.cat_ids)
+            (tmp / "keys.json").write_text(json.dumps(self.keys, ensure_ascii=False))
+            params = {"format": FORMAT, "count": len(self.keys), "categories": self.categories, "watermark": watermark}
+            (tmp / "params.json").write_text(json.dumps(params, indent=1))
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple["DocFacts", int]:
-        directory = Path(directory)
+        directory = resolve(directory)
         params = json.loads((directory / "params.json").read_text())
         facts = cls(
             json.loads((directory / "keys.json").read_text()),
@@ -158,15 +153,3 @@ class DocFacts:
         )
         return facts, int(params["watermark"])
 
-
-def _swap(tmp: Path, final: Path) -> None:
-    """Replace ``final`` with the finished ``tmp`` directory (rename is atomic on one filesystem)."""
-    old = None
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
@@ -34,7 +32,14 @@ from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 import numpy as np
 
 from papertide.errors import ConfigError, FormatError, NotFoundError
-from papertide.text.postings import Pending, Segment, StringTable, merge_vocab, place_rows
+from papertide.flatdir import publish, resolve
+from papertide.text.postings import (
+    Pending,
+    Segment,
+    StringTable,
+    merge_vocab,
+    place_rows,
+)
 from papertide.text.tokens import (  # noqa: F401  (re-exported: the index and its tokenizer go together)
     MAX_TOKEN_LENGTH,
     STOP_WORDS,
@@ -411,31 +416,12 @@ class BM25Index:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the index as a directory of .npy files and params.json, replacing it atomically."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            tmp.chmod(0o755)  # mkdtemp makes it private; the index is not a secret
+        with publish(directory) as tmp:
             for name, arr in self._arrays().items():
-                with open(tmp / f"{name}.npy", "wb") as f:
-                    np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-                    f.flush()
-                    os.fsync(f.fileno())
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
             with open(tmp / "params.json", "w", encoding="utf-8") as f:
                 json.dump(self._params_json(), f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            old = None
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-                os.rename(target, old / "index")
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return target
+        return Path(directory)
 
     @staticmethod
     def exists(directory: str | os.PathLike) -> bool:
@@ -444,7 +430,7 @@ class BM25Index:
     @classmethod
     def load(cls, directory: str | os.PathLike, mmap: bool = True) -> "BM25Index":
         """Open a saved index; arrays are memory-mapped read-only unless ``mmap`` is False."""
-        d = Path(directory)
+        d = resolve(directory)
         try:
             meta = json.loads((d / "params.json").read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -20,9 +20,6 @@ flat files (see :meth:`VectorIndex.save`) that :meth:`VectorIndex.load` memory-m
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence, get_args
 
@@ -30,6 +27,7 @@ import numpy as np
 import orjson
 
 from papertide.errors import FormatError, NotFoundError
+from papertide.flatdir import publish, resolve
 from papertide.text.codes import PRECISIONS, Precision  # noqa: F401
 
 Stored = Literal["float32", "float16", "int8"]
@@ -403,10 +401,7 @@ class VectorIndex:
         in a temporary sibling directory, fsynced, then renamed into place.
         """
         self.compact()
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
+        with publish(directory) as tmp:
             arrays = {"binary.npy": self._bits[:, : self._n], "int8.npy": self._i8[: self._n]}
             arrays |= {"offsets.npy": self.calibration.offsets, "scales.npy": self.calibration.scales}
             if self._full is not None:
@@ -415,11 +410,6 @@ class VectorIndex:
                 np.save(tmp / name, np.ascontiguousarray(arr), allow_pickle=False)
             (tmp / "keys.json").write_bytes(orjson.dumps(self._keys))
             (tmp / "params.json").write_text(json.dumps(self._params(arrays), indent=1))
-            _fsync_dir(tmp)
-            _swap(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _params(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         per_row = ("binary.npy", "int8.npy", f"{self.precision}.npy")
@@ -438,8 +428,7 @@ class VectorIndex:
         """Open a saved index. ``mmap``: map the arrays read-only (an update copies them first);
         False reads them into memory (no page faults on first touch; a server may prefer it)."""
         directory = Path(directory)
-        if not directory.is_dir() and directory.with_name(directory.name + ".old").is_dir():
-            directory = directory.with_name(directory.name + ".old")  # a save interrupted mid-swap
+        directory = resolve(directory)  # a save interrupted mid-swap left the previous copy
         params = _read_params(directory)
         try:
             index = cls(params["dim"], **{name: params[name] for name in _SETTINGS})
@@ -498,22 +487,3 @@ def _load_array(path: Path, dtype: np.dtype, shape: tuple[int, ...], *, mmap: bo
         raise FormatError(f"{path}: expected {dtype} {shape}, found {arr.dtype} {arr.shape}")
     return arr
 
-
-def _fsync_dir(directory: Path) -> None:
-    for path in [*directory.iterdir(), directory]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _swap(tmp: Path, final: Path) -> None:
-    """Put ``tmp`` in place of ``final`` by renames on one filesystem (``load`` falls back to ``.old``)."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
