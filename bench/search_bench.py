@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
-    embedder = load_embedder()
+    embedder = load_embedder(threads=1)  # as SearchIndex loads it for queries
     embedder.embed(["warm up"])
     print(f"{'papers':>9} {'mode':<8} {'p50 ms':>8} {'p99 ms':>8} {'mean':>8}   index")
     for n in (int(s) for s in args.sizes.split(",")):
