@@ -58,3 +58,24 @@ def test_load_beir(tmp_path):
         load_beir(root, "bad")
     with pytest.raises(FormatError, match="no corpus.jsonl"):
         load_beir(tmp_path)
+
+
+def test_eval_beir_command_end_to_end(tmp_path, fixtures):
+    from click.testing import CliRunner
+
+    from papertide.cli import cli
+
+    root = tmp_path / "scifact-mini"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_bytes((fixtures / "files" / "beir" / "scifact-mini" / "corpus.jsonl").read_bytes())
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "1", "text": "white matter development in newborn brains"}) + "\n"
+        + json.dumps({"_id": "2", "text": "BC1 RNA master gene"}) + "\n"
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\t4983\t1\n2\t7912\t1\n")
+    for mode in ("hybrid", "lexical", "dense"):
+        result = CliRunner().invoke(cli, ["eval", "beir", str(root), "--mode", mode, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        m = json.loads(result.stdout)
+        assert m["queries"] == 2 and m["dataset"] == "scifact-mini" and m["mode"] == mode
+        assert m["ndcg@10"] == pytest.approx(1.0) and m["mrr@10"] == 1.0 and m["recall@100"] == 1.0
