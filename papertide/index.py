@@ -12,6 +12,7 @@ mask serves every mode.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,13 +22,14 @@ from typing import Callable
 import numpy as np
 
 from papertide.config import Config
-from papertide.errors import PapertideError
+from papertide.errors import FormatError, PapertideError
 from papertide.filters import DocFacts
 from papertide.paper import Paper
 from papertide.store import Store
 from papertide.text.lexical import BM25Index, paper_doc
 
 CHANGES_PAGE = 50_000
+log = logging.getLogger("papertide.index")
 
 
 class IndexMissingError(PapertideError):
@@ -153,9 +155,13 @@ def _load_parts(root: Path):
 
     if not all((root / name / "params.json").exists() for name in ("lexical", "dense", "facts")):
         return None
-    lexical = BM25Index.load(root / "lexical", mmap=False)
-    vectors = VectorIndex.load(root / "dense")
-    facts, mark = DocFacts.load(root / "facts")
+    try:
+        lexical = BM25Index.load(root / "lexical", mmap=False)
+        vectors = VectorIndex.load(root / "dense")
+        facts, mark = DocFacts.load(root / "facts")
+    except (FormatError, OSError, ValueError, KeyError) as e:
+        log.warning("the search index in %s cannot be read (%s); rebuilding it", root, e)
+        return None
     if lexical.watermark != mark or vectors.watermark != mark:
         return None  # a run died between saves: rebuild rather than guess
     return lexical, vectors, facts, mark

@@ -63,3 +63,11 @@ def test_caught_up_index_equals_a_rebuild(store, config, embedder, warm_home):
 def test_no_index_is_a_clear_error(store, config):
     with pytest.raises(IndexMissingError, match="run `papertide index`"):
         SearchIndex.open(config, store)
+
+
+def test_an_unreadable_index_is_rebuilt(store, config, embedder, warm_home):
+    update_index(store, config, embedder=embedder)
+    (config.home / "index" / "lexical" / "params.json").write_text("{not json")
+    r = update_index(store, config, embedder=embedder)
+    assert (r.changed, r.papers) == (43, 43)
+    assert search(SearchIndex.open(config, store, embedder=embedder), "infini-gram", mode="lexical")[0]

@@ -43,7 +43,8 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _dumps(value: object) -> str:
+def dumps(value: object) -> str:
+    """Compact JSON text for the JSON columns."""
     return orjson.dumps(value).decode()
 
 
@@ -53,19 +54,19 @@ def paper_to_row(p: Paper, content_hash: str) -> tuple:
         p.id,
         p.title,
         p.abstract,
-        _dumps(p.authors),
-        _dumps(p.categories),
+        dumps(p.authors),
+        dumps(p.categories),
         p.primary_category,
         p.submitted,
         p.updated,
         p.version,
-        _dumps([{"version": v.version, "date": v.date} for v in p.versions]),
+        dumps([{"version": v.version, "date": v.date} for v in p.versions]),
         p.doi,
         p.journal_ref,
         p.comments,
         p.license,
-        _dumps(p.links),
-        _dumps(p.extra),
+        dumps(p.links),
+        dumps(p.extra),
         p.source,
         content_hash,
     )
@@ -104,6 +105,3 @@ def category_rows(p: Paper) -> list[tuple]:
     """(category, paper_id) for the category lookup table."""
     return [(c, p.id) for c in p.categories]
 
-
-def dumps(value: object) -> str:
-    return _dumps(value)
