@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lexical_bench import make_queries, synthetic_docs  # noqa: E402
 from vectors_bench import generate  # noqa: E402
 
+from papertide.config import load_config  # noqa: E402
 from papertide.filters import DocFacts  # noqa: E402
-from papertide.index import SearchIndex  # noqa: E402
+from papertide.index import SearchIndex, load_configured_embedder  # noqa: E402
 from papertide.rank import search  # noqa: E402
-from papertide.text.embed import load_embedder  # noqa: E402
 from papertide.text.lexical import BM25Index  # noqa: E402
 from papertide.text.vectors import VectorIndex  # noqa: E402
 
@@ -90,7 +90,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
-    embedder = load_embedder(threads=1)  # as SearchIndex loads it for queries
+    # the default settings' embedder, on one thread, as SearchIndex loads it for queries
+    with tempfile.TemporaryDirectory() as home:
+        embedder = load_configured_embedder(load_config(home, env={}), threads=1)
     embedder.embed(["warm up"])
     print(f"{'papers':>9} {'mode':<8} {'p50 ms':>8} {'p99 ms':>8} {'mean':>8}   index")
     for n in (int(s) for s in args.sizes.split(",")):

@@ -35,6 +35,13 @@ class Config:
     retries: int = 5  # attempts after the first for 5xx, 429 and network errors
     backoff: float = 2.0  # first retry wait in seconds; doubles each time
     max_retry_after: float = 600.0  # a longer Retry-After is an error, not a wait
+    # The sentence embedder behind dense search (see README "Embeddings"). The default is
+    # the packaged all-MiniLM-L6-v2 with int8 dense layers, reading 128 tokens, the length
+    # it was trained at: 3.6x sentence-transformers' speed on abstracts at 99-101% of its
+    # nDCG@10 here (bench/embed_bench.py). fp32 with 0 (= the model's 256) is the faithful one.
+    embed_model: str = ""  # "" = packaged all-MiniLM-L6-v2; else a model directory or cached HF name
+    embed_precision: str = "int8"  # int8 | fp32
+    embed_max_tokens: int = 128  # 0 = the model's own limit
 
     @property
     def db_path(self) -> Path:

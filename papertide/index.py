@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from papertide.config import Config
-from papertide.errors import FormatError, PapertideError
+from papertide.errors import ConfigError, FormatError, PapertideError
 from papertide.filters import DocFacts
 from papertide.paper import Paper
 from papertide.store import Store
@@ -54,6 +54,31 @@ class IndexReport:
 
 def index_dir(config: Config) -> Path:
     return config.home / "index"
+
+
+def _embed_settings(config: Config) -> dict:
+    return {"precision": config.embed_precision, "max_tokens": config.embed_max_tokens or None}
+
+
+def configured_embedder_name(config: Config) -> str:
+    """The vector space the settings ask for, without loading the model."""
+    from papertide.text.embed import onnx_name, resolve_model
+
+    try:
+        return onnx_name(resolve_model(config.embed_model or None), **_embed_settings(config))
+    except ValueError as e:
+        raise ConfigError(f"embedding settings: {e}") from None
+
+
+def load_configured_embedder(config: Config, *, threads: int | None = None):
+    """The embedder the settings name (``embed_model``, ``embed_precision``, ``embed_max_tokens``)."""
+    from papertide.text.embed import load_embedder
+
+    try:
+        return load_embedder(config.embed_model or None, threads=threads, cache_dir=model_cache_dir(config),
+                             **_embed_settings(config))
+    except ValueError as e:
+        raise ConfigError(f"embedding settings: {e}") from None
 
 
 def model_cache_dir(config: Config) -> Path:
@@ -100,11 +125,16 @@ def update_index(
     target = store.watermark()
     report = IndexReport(watermark=target)
     loaded = None if rebuild else _load_parts(root)
+    wanted = embedder.name if embedder is not None else configured_embedder_name(config)
+    if loaded is not None and loaded[1].model != wanted:
+        log.warning("the dense index holds %s vectors but the settings ask for %s: rebuilding it",
+                    loaded[1].model or "unnamed", wanted)
+        loaded = None
     if loaded is not None and loaded[3] == target:
         report.papers = len(loaded[2].keys)
         report.seconds = time.perf_counter() - t0
         return report
-    embedder = embedder or embedding.load_embedder(cache_dir=model_cache_dir(config))
+    embedder = embedder or load_configured_embedder(config)
     cache = embedding.EmbeddingCache(config.home / "embeddings" / embedder.name, embedder.name, embedder.dim)
 
     if loaded is None:
@@ -171,10 +201,10 @@ class SearchIndex:
     """The loaded indexes, with document numbers lined up by paper id."""
 
     def __init__(self, lexical: BM25Index, vectors, facts: DocFacts, store: Store, embedder=None,
-                 model_cache: Path | None = None) -> None:  # fmt: skip
+                 config: Config | None = None) -> None:  # fmt: skip
         self.lexical, self.vectors, self.facts, self.store = lexical, vectors, facts, store
         self._embedder = embedder
-        self._model_cache = model_cache
+        self._config = config
 
     @classmethod
     def open(cls, config: Config, store: Store, *, embedder=None) -> "SearchIndex":
@@ -185,16 +215,20 @@ class SearchIndex:
             raise IndexMissingError(f"no search index in {root}: run `papertide index` first")
         facts, _ = DocFacts.load(root / "facts")
         vectors = VectorIndex.load(root / "dense")
-        return cls(BM25Index.load(root / "lexical"), vectors, facts, store, embedder, model_cache_dir(config))
+        return cls(BM25Index.load(root / "lexical"), vectors, facts, store, embedder, config)
 
     @property
     def embedder(self):
         if self._embedder is None:
-            from papertide.text.embed import load_embedder
-
+            if self._config is None:
+                raise ConfigError("this search index was opened without settings or an embedder")
+            if self.vectors.model and self.vectors.model != configured_embedder_name(self._config):
+                raise IndexMissingError(
+                    f"the search index holds {self.vectors.model} vectors but the settings ask for "
+                    f"{configured_embedder_name(self._config)}: run `papertide index` to rebuild it")
             # One thread: a query is a few tokens, and splitting it across cores costs more
             # in synchronisation than it saves (7.9 vs 11.9 ms p50 measured here).
-            self._embedder = load_embedder(threads=1, cache_dir=self._model_cache)
+            self._embedder = load_configured_embedder(self._config, threads=1)
         return self._embedder
 
     def embed_query(self, text: str) -> np.ndarray:

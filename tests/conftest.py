@@ -56,33 +56,39 @@ def fixtures() -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder():
-    """The real packaged embedder, loaded once per test run."""
-    from papertide.text.embed import load_embedder
-
-    return load_embedder()
+def embedder_home(tmp_path_factory) -> Path:
+    """A home holding the default embedder's derived graphs, built once per test run."""
+    return tmp_path_factory.mktemp("embedder-home")
 
 
 @pytest.fixture(scope="session")
-def demo_embeddings(tmp_path_factory, embedder) -> Path:
-    """A home whose embedding cache holds the demo corpus (embedding it takes ~10 s here)."""
+def embedder(embedder_home):
+    """The embedder papertide's default settings load, loaded once per test run."""
+    from papertide.index import load_configured_embedder
+
+    return load_configured_embedder(load_config(embedder_home, env={}))
+
+
+@pytest.fixture(scope="session")
+def demo_embeddings(embedder_home, embedder) -> Path:
+    """A home whose embedding cache holds the demo corpus (embedding it takes seconds here)."""
     from papertide.index import update_index
     from papertide.ingest import ingest_demo
     from papertide.store import open_store
 
-    home = tmp_path_factory.mktemp("demo-embeddings")
-    cfg = load_config(home, env={})
+    cfg = load_config(embedder_home, env={})
     store = open_store(cfg)
     ingest_demo(store)
     update_index(store, cfg, embedder=embedder)
     store.close()
-    return home / "embeddings"
+    return embedder_home / "embeddings"
 
 
 @pytest.fixture
 def warm_home(config, demo_embeddings):
-    """The test's home with the demo corpus's embeddings already cached."""
+    """The test's home with the demo corpus's embeddings and the derived model graphs cached."""
     import shutil
 
     shutil.copytree(demo_embeddings, config.home / "embeddings")
+    shutil.copytree(demo_embeddings.parent / "models", config.home / "models")
     return config.home

@@ -319,3 +319,16 @@ def test_segments_merge_and_float16(tmp_path):
     np.testing.assert_array_equal(again, first)  # fresh vectors were rounded like stored ones
     assert len(fake.seen) == 40
     assert np.load(next(tmp_path.glob("vectors-*.npy"))).dtype == np.float16
+
+
+def test_max_tokens_truncates_and_names_the_space(tmp_path):
+    short = load_embedder(max_tokens=16, cache_dir=tmp_path)
+    assert (short.name, short.max_tokens) == ("all-MiniLM-L6-v2-16t", 16)
+    stem = "retrieval augmented generation with dense passage retrievers over scientific abstracts and full texts of papers"
+    a, b = short.embed([stem + " graphs of citations", stem + " a completely different ending entirely"])
+    assert float(a @ b) > 0.99999  # both cut within the shared stem (14 word pieces)
+    assert load_embedder(max_tokens=1000, cache_dir=tmp_path).name == "all-MiniLM-L6-v2"  # the model's 256
+    with pytest.raises(ValueError, match="at least 8"):
+        load_embedder(max_tokens=4)
+    with pytest.raises(ValueError, match="only available with backend 'onnx'"):
+        load_embedder(backend="sentence-transformers", max_tokens=128)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from papertide.config import replace
+from papertide.errors import ConfigError
 from papertide.index import IndexMissingError, SearchIndex, update_index
 from papertide.ingest import ingest, ingest_demo
 from papertide.paper import Paper
@@ -71,3 +73,25 @@ def test_an_unreadable_index_is_rebuilt(store, config, embedder, warm_home):
     r = update_index(store, config, embedder=embedder)
     assert (r.changed, r.papers) == (43, 43)
     assert search(SearchIndex.open(config, store, embedder=embedder), "infini-gram", mode="lexical")[0]
+
+
+def test_changing_the_embedding_settings_rebuilds_the_vectors(store, config, warm_home):
+    first = update_index(store, config)  # the settings' own embedder: int8, 128 tokens
+    assert first.embedded == 0
+    assert SearchIndex.open(config, store).vectors.model == "all-MiniLM-L6-v2-int8-128t"
+    shorter = replace(config, embed_max_tokens=16)
+    r = update_index(store, shorter)
+    assert (r.changed, r.embedded) == (43, 43)  # vectors of another space are never mixed in
+    index = SearchIndex.open(shorter, store)
+    assert index.vectors.model == "all-MiniLM-L6-v2-int8-16t"
+    assert search(index, "n-gram language models", mode="dense", k=3)[0]
+    stale = SearchIndex.open(config, store)  # settings and index disagree: no query vectors
+    with pytest.raises(IndexMissingError, match="int8-16t vectors but the settings ask for .*-128t"):
+        search(stale, "n-gram language models", mode="dense")
+
+
+def test_bad_embedding_settings_are_clear_errors(store, config):
+    with pytest.raises(ConfigError, match="precision must be one of fp32, int8"):
+        update_index(store, replace(config, embed_precision="fp16"))
+    with pytest.raises(ConfigError, match="no model directory"):
+        update_index(store, replace(config, embed_model=str(config.home / "missing-model")))

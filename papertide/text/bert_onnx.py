@@ -20,6 +20,7 @@ speed/quality trade-off that callers choose explicitly.
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from dataclasses import dataclass
@@ -185,9 +186,15 @@ def quantize_int8(model: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="papertide-onnx-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
-        quantize_dynamic(
-            src, dst, weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["MatMul"],
-            extra_options={"DefaultTensorType": TensorProto.FLOAT},  # fused ops carry no type info
-        )
+        # The quantiser logs an advisory warning through the root logger on every call
+        # ("consider pre-processing"): not actionable for users, so kept off their screen.
+        logging.disable(logging.WARNING)
+        try:
+            quantize_dynamic(
+                src, dst, weight_type=QuantType.QInt8, per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},  # fused ops carry no type info
+            )
+        finally:
+            logging.disable(logging.NOTSET)
         return dst.read_bytes()

@@ -140,18 +140,18 @@ class OnnxEmbedder(Embedder):
     """
 
     def __init__(self, files: ModelFiles, *, precision: Precision = "fp32", threads: int | None = None,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, max_tokens: int | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.files = files
         self.precision = precision
-        self.name = files.name if precision == "fp32" else f"{files.name}-int8"
-        self.max_tokens = files.max_tokens
+        self.name = onnx_name(files, precision, max_tokens)
+        self.max_tokens = min(max_tokens or files.max_tokens, files.max_tokens)
         self.pooling = files.pooling
         self._tokenizer = Tokenizer.from_file(str(files.tokenizer))
         self._tokenizer.no_padding()  # batches are padded here, to their own longest text
-        self._tokenizer.enable_truncation(max_length=files.max_tokens)
+        self._tokenizer.enable_truncation(max_length=self.max_tokens)
         graph, self.graph = _graph_bytes(files, precision, cache_dir)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or _cpu_count()
@@ -193,6 +193,22 @@ class OnnxEmbedder(Embedder):
             return l2_normalise(hidden)
         pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, mask)
         return l2_normalise(pooled)
+
+
+def onnx_name(files: ModelFiles, precision: Precision = "fp32", max_tokens: int | None = None) -> str:
+    """The name of the vectors an :class:`OnnxEmbedder` with these settings computes.
+
+    Vectors of another precision or truncation live in a space of their own: the name
+    keys the embedding cache and the vector index, so the two never mix. ``max_tokens``
+    above the model's limit is the limit; below 8 is an error.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if max_tokens is not None and max_tokens < 8:
+        raise ValueError(f"max_tokens must be at least 8, not {max_tokens}")
+    tokens = min(max_tokens or files.max_tokens, files.max_tokens)
+    return (files.name + ("" if precision == "fp32" else "-int8")
+            + ("" if tokens == files.max_tokens else f"-{tokens}t"))
 
 
 class SentenceTransformersEmbedder(Embedder):
@@ -399,6 +415,7 @@ def load_embedder(
     precision: Precision = "fp32",
     threads: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    max_tokens: int | None = None,
 ) -> Embedder:
     """An embedder for ``name_or_path``: None (or ``"all-MiniLM-L6-v2"``) for the packaged
     model, a model directory, or a Hugging Face model name already in the local HF cache.
@@ -407,7 +424,8 @@ def load_embedder(
     (optional package, float32 PyTorch). ``precision="int8"`` (onnx only) quantises the
     dense layers: faster, vectors in a space of their own (name ``…-int8``).
     ``threads`` defaults to the CPUs this process may use; ``cache_dir`` keeps rebuilt
-    graphs between runs. Raises :class:`ConfigError` when the model or backend is not
+    graphs between runs; ``max_tokens`` (onnx only) truncates texts below the model's own
+    limit, trading quality on long abstracts for speed (name ``…-<n>t``). Raises :class:`ConfigError` when the model or backend is not
     available, never downloading anything.
     """
     if backend not in BACKENDS:
@@ -417,13 +435,15 @@ def load_embedder(
     if backend == "sentence-transformers":
         if precision != "fp32":
             raise ValueError("precision 'int8' is only available with backend 'onnx'")
+        if max_tokens is not None:
+            raise ValueError("max_tokens is only available with backend 'onnx'")
         return _load_sentence_transformers(name_or_path)
     files = resolve_model(name_or_path)
-    return OnnxEmbedder(files, precision=precision, threads=threads,
+    return OnnxEmbedder(files, precision=precision, threads=threads, max_tokens=max_tokens,
                         cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 __all__ = [
     "BACKENDS", "PRECISIONS", "PACKAGED_NAME", "Embedder", "EmbeddingCache", "ModelFiles", "OnnxEmbedder",
-    "SentenceTransformersEmbedder", "embed_cached", "l2_normalise", "load_embedder", "mean_pool", "paper_text",
+    "SentenceTransformersEmbedder", "embed_cached", "l2_normalise", "load_embedder", "mean_pool", "onnx_name", "paper_text",
     "resolve_model", "text_hash",
 ]
