@@ -44,12 +44,14 @@ class IndexReport:
     embedded: int = 0  # texts embedded now (the rest came from the cache)
     seconds: float = 0.0
     watermark: int = 0
+    phrases: object = None  # the n-gram engine's PhrasesReport
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.papers} papers indexed ({self.changed} added or updated, {self.removed} removed, "
             f"{self.embedded} newly embedded) in {self.seconds:.1f} s"
         )
+        return text if self.phrases is None else f"{text}\n{self.phrases.summary()}"
 
 
 def index_dir(config: Config) -> Path:
@@ -116,7 +118,17 @@ def update_index(
     progress: Callable[[int], None] | None = None,
     rebuild: bool = False,
 ) -> IndexReport:
-    """Bring the indexes up to the store's watermark; ``rebuild`` starts from nothing."""
+    """Bring the search indexes and the n-gram engine up to the store's watermark;
+    ``rebuild`` starts from nothing."""
+    from papertide.phrases import update_phrases
+
+    report = _update_search(store, config, embedder=embedder, progress=progress, rebuild=rebuild)
+    report.phrases = update_phrases(store, config, rebuild=rebuild)
+    return report
+
+
+def _update_search(store: Store, config: Config, *, embedder=None, progress: Callable[[int], None] | None = None,
+                   rebuild: bool = False) -> IndexReport:  # fmt: skip
     from papertide.text import embed as embedding
     from papertide.text.vectors import VectorIndex
 
@@ -205,6 +217,7 @@ class SearchIndex:
         self.lexical, self.vectors, self.facts, self.store = lexical, vectors, facts, store
         self._embedder = embedder
         self._config = config
+        self.watermark: int | None = None
 
     @classmethod
     def open(cls, config: Config, store: Store, *, embedder=None) -> "SearchIndex":
@@ -213,9 +226,11 @@ class SearchIndex:
         root = index_dir(config)
         if not (root / "facts" / "params.json").exists():
             raise IndexMissingError(f"no search index in {root}: run `papertide index` first")
-        facts, _ = DocFacts.load(root / "facts")
+        facts, mark = DocFacts.load(root / "facts")
         vectors = VectorIndex.load(root / "dense")
-        return cls(BM25Index.load(root / "lexical"), vectors, facts, store, embedder, config)
+        index = cls(BM25Index.load(root / "lexical"), vectors, facts, store, embedder, config)
+        index.watermark = mark
+        return index
 
     @property
     def embedder(self):
@@ -230,6 +245,20 @@ class SearchIndex:
             # in synchronisation than it saves (7.9 vs 11.9 ms p50 measured here).
             self._embedder = load_configured_embedder(self._config, threads=1)
         return self._embedder
+
+    @cached_property
+    def phrases(self):
+        """The n-gram engine when it covers exactly what these indexes cover, else None
+        (exact phrases are then checked word for word against the stored text)."""
+        from papertide.phrases import Phrases
+
+        if self._config is None:
+            return None
+        try:
+            engine = Phrases.open(self._config)
+        except FormatError:
+            return None
+        return engine if engine.watermark == self.watermark else None
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]

@@ -91,16 +91,30 @@ def filter_mask(index: SearchIndex, q: Query) -> np.ndarray | None:
         narrow(facts.date_mask(q.since, q.until))
     if q.categories:
         narrow(facts.category_mask(q.categories))
+    engine = index.phrases if (q.phrases or q.excluded) else None
     for phrase in q.phrases:
+        if engine is not None:  # the n-gram engine: exactly the papers holding the phrase
+            narrow(_phrase_mask(index, engine, phrase))
+            continue
         for token in tokenize_query(phrase):  # every word of a phrase must be there; order is checked later
             narrow(_term_mask(index, token))
     for excluded in q.excluded:
         tokens = tokenize_query(excluded)
         if len(tokens) == 1:
             narrow(~_term_mask(index, tokens[0]))
+        elif engine is not None and len(phrase_words(excluded)) > 1:
+            narrow(~_phrase_mask(index, engine, excluded))
     if q.authors:
         narrow(_author_mask(index, q, mask))
     return mask
+
+
+def _phrase_mask(index: SearchIndex, engine, phrase: str) -> np.ndarray:
+    pos = index.facts.positions
+    rows = [pos[k] for k in engine.find(phrase) if k in pos]
+    m = np.zeros(len(index.facts.keys), dtype=bool)
+    m[np.asarray(rows, dtype=np.int64)] = True
+    return m
 
 
 def _term_mask(index: SearchIndex, token: str) -> np.ndarray:
@@ -133,8 +147,8 @@ def _has_phrases(index: SearchIndex, ids: list[str], q: Query) -> list[str]:
     """Keep the ids whose title or abstract holds every phrase and no excluded phrase, word for word."""
     excluded = [w for w in (phrase_words(e) for e in q.excluded) if len(w) > 1]
     wanted = [w for w in (phrase_words(p) for p in q.phrases) if len(w) > 1]
-    if not (wanted or excluded) or not ids:
-        return ids
+    if not (wanted or excluded) or not ids or index.phrases is not None:
+        return ids  # nothing to check, or the n-gram engine's mask already did it exactly
     papers = index.store.get_many(ids)
     kept = []
     for pid in ids:
@@ -176,8 +190,8 @@ def search(index: SearchIndex, query: Query | str, *, k: int = 10, offset: int =
     if not tokens and not q.text.strip():
         return _browse(index, mask, k, offset)
     depth = max(DEPTH, offset + k)
-    if q.phrases or any(len(phrase_words(e)) > 1 for e in q.excluded):
-        depth *= 3  # some candidates will fail the exact-phrase check
+    if index.phrases is None and (q.phrases or any(len(phrase_words(e)) > 1 for e in q.excluded)):
+        depth *= 3  # some candidates will fail the word-for-word phrase check
     rankings = []
     if mode in ("hybrid", "lexical"):
         rankings.append(_lexical(index, tokens, mask, depth))

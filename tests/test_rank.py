@@ -146,3 +146,21 @@ def test_phrases_match_word_for_word(index):
     assert ids == ["2403.00001"]
     ids, _ = search(index, '"learning small transformers"', mode="lexical", k=10)
     assert ids == []  # the stop word "in" is part of the phrase as written
+
+
+def test_exact_phrases_come_from_the_ngram_engine(index):
+    assert index.phrases is not None  # built by update_index, at the same watermark
+    holders = set(index.phrases.find("language models"))
+    assert len(holders) > 3
+    for mode in ("lexical", "dense", "hybrid"):
+        ids, _ = search(index, '"language models"', mode=mode, k=100)
+        assert set(ids) == holders, mode
+    ids, _ = search(index, 'models -"language models"', mode="lexical", k=100)
+    assert ids and not set(ids) & holders
+
+
+def test_without_the_engine_phrases_are_checked_word_for_word(index):
+    bare = SearchIndex(index.lexical, index.vectors, index.facts, index.store, index.embedder)
+    assert bare.phrases is None  # as when the n-gram engine lags behind the search indexes
+    for q in ('"language models"', '"learning in small transformers"', 'models -"language models"'):
+        assert set(search(bare, q, mode="lexical", k=100)[0]) == set(search(index, q, mode="lexical", k=100)[0]), q

@@ -372,6 +372,18 @@ class NgramIndex:
         b = bisect.bisect_left(self.vocab, prefix + "\U0010ffff")
         return a + 1, b + 1
 
+    def prefix_range(self, context: Sequence[int], a: int, b: int) -> tuple[int, int]:
+        """The suffix-array segment of ``context`` followed by any word id in [a, b)."""
+        if b <= a:
+            return 0, 0
+        if not context:
+            return int(self.first[a - 1]), int(self.first[b - 1])
+        lo, hi = self.id_range(context)
+        if hi <= lo:
+            return lo, lo
+        lo = self._bound(self._key([*context, a]), lo, hi, upper=False)
+        return lo, self._bound(self._key([*context, b - 1]), lo, hi, upper=True)
+
     def word_counts(self, a: int, b: int) -> np.ndarray:
         """Occurrences of each word id in [a, b)."""
         return np.diff(self.first[a - 1:b]) if b > a else np.zeros(0, dtype=np.int64)
