@@ -332,9 +332,10 @@ def demo(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from papertide import cli_search
+    from papertide import cli_ngram, cli_search
 
     cli_search.register(cli, pass_ctx)
+    cli_ngram.register(cli, pass_ctx)
 
 
 _register_more()

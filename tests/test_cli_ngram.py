@@ -1,0 +1,71 @@
+"""``papertide ngram …`` end to end through click on the demo corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from papertide.cli import cli
+from papertide.ingest import ingest
+from papertide.paper import Paper
+from papertide.store import open_store
+
+
+def run(*args: str, code: int = 0):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture
+def demo(warm_home):
+    run("demo")
+    out = run("index").stdout
+    assert "n-gram index rebuilt: 43 papers" in out
+    return warm_home
+
+
+def test_count_docs_next_complete(demo):
+    counted = json.loads(run("ngram", "count", "Language", "MODELS", "--json").stdout)
+    assert counted["count"] == 56 and counted["papers"] == 27 and counted["tokens"] == ["language", "models"]
+    assert run("ngram", "count", "language models").stdout.strip() == "56 occurrences in 27 papers"
+    assert json.loads(run("ngram", "count", "no such phrase here", "--json").stdout)["count"] == 0
+
+    docs = json.loads(run("ngram", "docs", "language", "models", "-k", "3", "--json").stdout)
+    assert docs[0]["title"] == "A Survey of Large Language Models" and docs[0]["count"] == 7
+    a, b = docs[0]["spans"]["title"][0]
+    assert docs[0]["title"][a:b] == "Language Models"
+    assert "27 papers in all" in run("ngram", "docs", "language", "models").stdout
+
+    nxt = json.loads(run("ngram", "next", "large", "language", "--json").stdout)
+    assert nxt["suffix"] == "large language" and nxt["next"][0]["word"] == "models"
+    assert sum(x["p"] for x in nxt["next"]) == pytest.approx(1.0, abs=1e-4)
+    backed_off = json.loads(run("ngram", "next", "zzyzx", "large", "language", "--json").stdout)
+    assert backed_off["suffix"] == "large language"  # the ∞-gram rule drops the unseen word
+
+    done = json.loads(run("ngram", "complete", "infini", "--json").stdout)
+    assert done and done[0]["phrase"].startswith("infini") and done[0]["count"] >= 1
+
+
+def test_new_papers_are_counted_after_index_and_merge(demo):
+    before = json.loads(run("ngram", "count", "suffix automata", "--json").stdout)["count"]
+    from papertide.config import load_config
+
+    store = open_store(load_config(demo, env={}))
+    ingest(store, [Paper(id="2412.00001", title="Suffix automata at scale", abstract="Suffix automata count.")
+                   .normalised()])
+    store.close()
+    assert "caught up" in run("index").stdout
+    assert json.loads(run("ngram", "count", "suffix automata", "--json").stdout)["count"] == before + 2
+    assert "merged" in run("ngram", "merge").stdout
+    assert json.loads(run("ngram", "count", "suffix automata", "--json").stdout)["count"] == before + 2
+
+
+def test_errors_are_one_line_messages(warm_home):
+    out = run("ngram", "count", "anything", code=1)
+    assert "run `papertide index`" in out.output and "Traceback" not in out.output
+    run("demo")
+    run("index")
+    assert "no words" in run("ngram", "count", "   ", code=2).output
