@@ -24,6 +24,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -127,9 +128,23 @@ class Phrases:
         total = 0
         for seg, live in self.segments():
             lo, hi = seg.range(tokens)
-            if hi > lo:
-                total += hi - lo if live.all() else len(self._live_positions(seg, live, lo, hi))
+            if hi <= lo or live.all():
+                total += hi - lo
+            elif hi - lo > 4 * len(self._dead_stream):  # cheaper to scan the few dead papers
+                total += hi - lo - _occurrences(self._dead_stream, seg.encode(tokens))
+            else:
+                total += len(self._live_positions(seg, live, lo, hi))
         return total
+
+    @cached_property
+    def _dead_stream(self) -> np.ndarray:
+        """The token ids of main's dead papers, back to back (each ends with a separator)."""
+        rows = np.flatnonzero(self.dead)
+        starts = np.asarray(self.main.doc_starts)
+        if not len(rows):
+            return np.zeros(0, dtype=np.uint32)
+        pos = np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows])
+        return self.main.tokens_at(pos)
 
     def find(self, phrase: str | Sequence[str]) -> dict[str, list[int]]:
         """Live papers containing the phrase, with token offsets (see ``text.ngram.doc_tokens``)."""
@@ -171,10 +186,7 @@ class Phrases:
         return counts
 
     def _dead_word_counts(self, seg: NgramIndex, live: np.ndarray, a: int, b: int) -> np.ndarray:
-        dead_rows = np.flatnonzero(~live)
-        starts, ends = np.asarray(seg.doc_starts)[dead_rows], np.asarray(seg.doc_starts)[dead_rows + 1]
-        pos = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(dead_rows) else np.zeros(0, int)
-        ids = seg.tokens_at(pos).astype(np.int64)
+        ids = self._dead_stream.astype(np.int64)  # only main has dead rows
         ids = ids[(ids >= a) & (ids < b)]
         return np.bincount(ids - a, minlength=b - a)
 
@@ -228,6 +240,17 @@ class Phrases:
 
 
 # ------------------------------------------------------------------ on disk
+
+
+def _occurrences(stream: np.ndarray, ids: Sequence[int]) -> int:
+    """Occurrences of the id sequence in ``stream`` by a vectorised scan."""
+    m = len(ids)
+    if m == 0 or len(stream) < m:
+        return 0
+    hit = stream[:len(stream) - m + 1] == ids[0]
+    for j in range(1, m):
+        hit &= stream[j:len(stream) - m + 1 + j] == ids[j]
+    return int(hit.sum())
 
 
 def _read_state(root: Path) -> dict | None:

@@ -105,3 +105,16 @@ def test_demo_corpus_and_rebuild_after_damage(store, config):
 def test_missing_engine_is_a_clear_error(config):
     with pytest.raises(FormatError, match="run `papertide index`"):
         Phrases.open(config)
+
+
+def test_frequent_phrases_subtract_dead_papers_by_scanning_them(store, config):
+    ingest(store, [Paper(id=f"2401.{i:05d}", title="State space", abstract=f"state space model {i}").normalised()
+                   for i in range(100)])
+    update_phrases(store, config)
+    store.write(Batch(deleted=["2401.00007", "2401.00042"]))
+    update_phrases(store, config, merge=False)
+    e = Phrases.open(config)
+    assert len(e._dead_stream) < (e.main.range("state space")[1] - e.main.range("state space")[0]) / 4
+    assert e.count("state space") == 196 == sum(map(len, e.find("state space").values()))
+    assert e.count("state space model") == 98 and e.count(["model", "7"]) == 0 and e.count("model 8") == 1
+    assert e.next_words("", prefix="stat") == {"state": 196}
