@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from papertide.cli_search import _marked
 from papertide.text.ngram import highlight, ngram_tokens
 
 WINDOWS = ("day", "week", "month")
@@ -170,13 +171,3 @@ def register(cli: click.Group, pass_ctx) -> None:
 
         with obj.store() as store:
             click.echo(update_phrases(store, obj.config, merge=True).summary())
-
-
-def _marked(text: str, spans: list[tuple[int, int]]) -> str:
-    out, last = [], 0
-    for a, b in sorted(spans):
-        out.append(text[last:a])
-        out.append(click.style(text[a:b], bold=True, underline=True))
-        last = b
-    out.append(text[last:])
-    return "".join(out)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from papertide.paper import Paper, parse_paper_id
+from papertide.text.ngram import phrase_highlights
 
 
 def _bar(desc: str, total: int | None = None):
@@ -22,7 +23,9 @@ def _bar(desc: str, total: int | None = None):
     return tqdm(desc=desc, total=total, unit=" papers", file=sys.stderr, disable=None, leave=False)
 
 
-def _print_hits(papers: dict[str, Paper], ids: list[str], scores, as_json: bool, warnings=()) -> None:
+def _print_hits(papers: dict[str, Paper], ids: list[str], scores, as_json: bool, warnings=(),
+                phrases=()) -> None:  # fmt: skip
+    marks = {pid: phrase_highlights(p.title, p.abstract, phrases) for pid, p in papers.items()} if phrases else {}
     if as_json:
         out = []
         for pid, s in zip(ids, scores):
@@ -30,6 +33,8 @@ def _print_hits(papers: dict[str, Paper], ids: list[str], scores, as_json: bool,
             out.append({"id": pid, "title": p.title if p else "", "score": round(float(s), 6),
                         "authors": p.authors if p else [], "submitted": p.submitted if p else None,
                         "categories": p.categories if p else []})  # fmt: skip
+            if pid in marks:  # character spans of the exact phrases, to highlight
+                out[-1]["highlights"] = marks[pid]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     for w in warnings:
@@ -43,11 +48,28 @@ def _print_hits(papers: dict[str, Paper], ids: list[str], scores, as_json: bool,
             continue
         authors = ", ".join(p.authors[:3]) + (" et al." if len(p.authors) > 3 else "")
         meta = " · ".join(x for x in ((p.submitted or "")[:10], p.primary_category, authors) if x)
-        click.echo(f"{rank:>3}. {p.title}  [{pid}]  {s:.3f}")
+        mark = marks.get(pid, {})
+        click.echo(f"{rank:>3}. {_marked(p.title, mark.get('title', []))}  [{pid}]  {s:.3f}")
         if meta:
             click.echo(f"     {meta}")
-        if p.abstract:
+        if mark.get("abstract"):  # show where the phrase is
+            a, b = mark["abstract"][0]
+            lo, hi = max(0, a - 80), min(len(p.abstract), b + 80)
+            snippet = _marked(p.abstract[lo:hi], [(a - lo, b - lo)])
+            click.echo(f"     {'…' if lo else ''}{snippet}{'…' if hi < len(p.abstract) else ''}")
+        elif p.abstract:
             click.echo(textwrap.indent(textwrap.shorten(p.abstract, 200, placeholder=" …"), "     "))
+
+
+def _marked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with the spans in bold and underlined (plain when not on a terminal)."""
+    out, last = [], 0
+    for a, b in sorted(spans):
+        if a < last:
+            continue
+        out += [text[last:a], click.style(text[a:b], bold=True, underline=True)]
+        last = b
+    return "".join(out) + text[last:]
 
 
 def register(cli: click.Group, pass_ctx) -> None:
@@ -81,7 +103,7 @@ def register(cli: click.Group, pass_ctx) -> None:
             index = SearchIndex.open(obj.config, store)
             ids, scores = search(index, q, k=k, offset=offset, mode=mode)
             papers = store.get_many(ids)
-        _print_hits(papers, ids, scores, as_json, q.warnings)
+        _print_hits(papers, ids, scores, as_json, q.warnings, q.phrases)
 
     @cli.command("similar")
     @click.argument("paper_id")

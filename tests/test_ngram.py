@@ -16,6 +16,7 @@ from papertide.text.ngram import (
     doc_tokens,
     highlight,
     ngram_tokens,
+    phrase_highlights,
     token_spans,
 )
 
@@ -129,3 +130,11 @@ def test_a_damaged_segment_is_a_format_error(tmp_path):
     (tmp_path / "s" / "params.json").write_text("{")
     with pytest.raises(FormatError, match="unreadable"):
         NgramIndex(tmp_path / "s")
+
+
+def test_phrase_highlights_of_one_paper():
+    title, abstract = "Large Language Models", "We study language models. Language, models and LANGUAGE MODELS."
+    marks = phrase_highlights(title, abstract, ["language models", "   "])
+    assert [title[a:b] for a, b in marks["title"]] == ["Language Models"]
+    assert [abstract[a:b] for a, b in marks["abstract"]] == ["language models", "LANGUAGE MODELS"]
+    assert phrase_highlights(title, abstract, ["models language"]) == {"title": [], "abstract": []}

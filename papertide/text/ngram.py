@@ -101,6 +101,22 @@ def highlight(title: str, abstract: str, offsets: Iterable[int], length: int) ->
     return out
 
 
+def phrase_highlights(title: str, abstract: str, phrases: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
+    """Character spans of every whole-word occurrence of each phrase in one paper's title
+    and abstract — the engine's matching, applied to a single paper (for result lists)."""
+    toks = doc_tokens(title, abstract)
+    out: dict[str, list[tuple[int, int]]] = {"title": [], "abstract": []}
+    for phrase in phrases:
+        want = ngram_tokens(phrase)
+        m = len(want)
+        if not m:
+            continue
+        offsets = [i for i in range(len(toks) - m + 1) if toks[i] == want[0] and toks[i:i + m] == want]
+        for field, spans in highlight(title, abstract, offsets, m).items():
+            out[field].extend(spans)
+    return {field: sorted(spans) for field, spans in out.items()}
+
+
 @dataclass(frozen=True)
 class Doc:
     """One paper for the index: its key (paper id), submission day number (-1 unknown), text."""
