@@ -469,7 +469,32 @@ def scale_case(n_target: int, tmp: Path, n_phrases: int, with_ig: bool, max_voca
     gc.collect()
     print(f"papertide NgramIndex() open: {t_open * 1000:.0f} ms")
     report_latency(latencies(paths), phrases)
+    autocomplete(idx, phrases)
     return ig_ok
+
+
+def autocomplete(idx: NgramIndex, phrases: list[list[int]], n: int = 300) -> None:
+    """Keystroke latency of ``Phrases.complete``: 0-2 whole words typed, then 1-3 letters."""
+    from papertide.phrases import Phrases
+
+    engine = Phrases(idx, None, [], 0)
+    rng = np.random.default_rng(5)
+    typed = []
+    for ids in phrases:
+        if len(typed) == n:
+            break
+        if not ids or 0 in ids or len(ids) < 2:
+            continue
+        words = [idx.vocab[i - 1] for i in ids]
+        ctx = int(rng.integers(0, min(3, len(words))))
+        last = words[ctx]
+        typed.append(" ".join(words[:ctx] + [last[: int(rng.integers(1, 4))]]))
+    us = []
+    for t in typed * 2:  # a warm-up pass, then the timed one
+        t0 = time.perf_counter()
+        engine.complete(t, k=10)
+        us.append((time.perf_counter() - t0) * 1e6)
+    print(stat_row(f"papertide complete() ({len(typed)} prefixes)", np.array(us[len(typed):])))
 
 
 def main() -> None:

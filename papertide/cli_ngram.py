@@ -15,7 +15,7 @@ from papertide.cli_search import _marked
 from papertide.text.ngram import highlight, ngram_tokens
 
 WINDOWS = ("day", "week", "month")
-PERIODS = ("day", "week", "month", "year")
+PERIODS = ("day", "week", "month")
 
 
 def _engine(obj):
@@ -126,20 +126,41 @@ def register(cli: click.Group, pass_ctx) -> None:
     @ngram_group.command("trending")
     @click.option("--window", type=click.Choice(WINDOWS), default="week", show_default=True)
     @click.option("-k", "k", type=click.IntRange(1, 1000), default=20, show_default=True)
+    @click.option("--now", "now", metavar="YYYY-MM-DD", help="Last day of the window (default: the newest paper's).")
     @click.option("--json", "as_json", is_flag=True)
     @pass_ctx
-    def trending_cmd(obj, window: str, k: int, as_json: bool) -> None:
-        """2- to 4-word phrases whose share rose most in the last day, week or month."""
-        from papertide import trends
+    def trending_cmd(obj, window: str, k: int, now: str | None, as_json: bool) -> None:
+        """2- to 4-word phrases whose share rose most in the last day, week or month
+        against the four windows before it (papertide.trends has the formula)."""
+        import dataclasses
+        from datetime import date
 
-        rows = trends.trending(_engine(obj).segments(), window, k=k)
+        from papertide import trends
+        from papertide.filters import NO_DATE, day_number
+
+        segments = _engine(obj).segments()
+        if now is not None:
+            day = day_number(now)
+            if day == NO_DATE:
+                raise click.BadParameter(f"{now!r} is not a date (YYYY-MM-DD)", param_hint="--now")
+        else:
+            latest = trends.latest_day(segments)
+            day = None if latest is None else min(latest, day_number(date.today().isoformat()))
+        rows = trends.trending(segments, window, now=day, k=k) if day is not None else []
         if as_json:
-            _dump([trends.trend_dict(t) for t in rows])
+            _dump([dataclasses.asdict(t) for t in rows])
             return
+        if day is None:
+            click.echo("no dated papers")
+            return
+        (r0, r1), (b0, b1) = trends.periods(window, day)
+        click.echo(f"rising in {trends.period_label(r0, 'day')}..{trends.period_label(r1, 'day')} "
+                   f"against {trends.period_label(b0, 'day')}..{trends.period_label(b1, 'day')}:")
         if not rows:
-            click.echo("nothing rose enough (too few dated papers in the window?)")
+            click.echo("  nothing rose enough (too few dated papers in the window or before it)")
         for t in rows:
-            click.echo(trends.trend_line(t))
+            click.echo(f"  {t.ratio:6.1f}x  {t.recent:>6,} now  {t.baseline:>6,} before  "
+                       f"{t.recent_papers:>5,} papers  {t.phrase}")
 
     @ngram_group.command("series")
     @click.argument("phrase", nargs=-1, required=True)
@@ -149,7 +170,7 @@ def register(cli: click.Group, pass_ctx) -> None:
     @click.option("--json", "as_json", is_flag=True)
     @pass_ctx
     def series_cmd(obj, phrase: tuple[str, ...], period: str, svg_path: Path | None, as_json: bool) -> None:
-        """PHRASE's occurrences per day, week, month or year of submission."""
+        """PHRASE's occurrences per day, week or month of submission."""
         from papertide import trends
 
         text = _phrase(phrase)

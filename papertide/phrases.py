@@ -38,7 +38,8 @@ from papertide.store import Store
 from papertide.text.ngram import SEP, Doc, NgramIndex, build_stream, ngram_tokens, write_segment
 
 MERGE_RATIO = 0.1  # fold the delta into main once it holds this share of main's tokens
-MIN_MERGE_TOKENS = 200_000  # ...and at least this many (tiny corpora just rebuild the delta)
+MIN_MERGE_TOKENS = 200_000
+SAMPLE_ABOVE, SAMPLE = 65_536, 16_384  # completions after a frequent context sample its segment  # ...and at least this many (tiny corpora just rebuild the delta)
 STATE_FORMAT = "papertide-ngram-state-1"
 log = logging.getLogger("papertide.phrases")
 
@@ -160,8 +161,14 @@ class Phrases:
                 out.setdefault(seg.keys[r], []).append(off)
         return out
 
-    def next_words(self, phrase: str | Sequence[str], *, prefix: str = "") -> dict[str, int]:
-        """Counts of the words that follow the phrase (starting with ``prefix`` if given)."""
+    def next_words(self, phrase: str | Sequence[str], *, prefix: str = "", top: int | None = None) -> dict[str, int]:
+        """Counts of the words that follow the phrase (starting with ``prefix`` if given).
+
+        ``top`` keeps only each segment's ``top`` most frequent words (cheap when a short
+        prefix matches half the vocabulary), and above :data:`SAMPLE_ABOVE` occurrences
+        finds them from evenly spaced suffixes: their counts are then estimates —
+        recount them with :meth:`count` when exactness matters, as :meth:`complete` does.
+        """
         tokens = ngram_tokens(phrase) if isinstance(phrase, str) else list(phrase)
         counts: dict[str, int] = {}
         for seg, live in self.segments():
@@ -177,9 +184,19 @@ class Phrases:
                 if not live.all():
                     n = n - self._dead_word_counts(seg, live, a, b)
                 words, n = np.arange(a, b)[n > 0], n[n > 0]
+            elif top is not None and hi - lo > SAMPLE_ABOVE:
+                # The segment is sorted by next word: evenly spaced suffixes find every word
+                # holding more than 1/SAMPLE of it, so the top words, with estimated counts.
+                ks = np.unique(np.linspace(lo, hi - 1, SAMPLE).astype(np.int64))
+                nxt = seg.tokens_at(seg.positions_at(ks) + len(ids))
+                words, n = np.unique(nxt[nxt != SEP], return_counts=True)
+                n = n * (hi - lo) // len(ks)
             else:
                 nxt = seg.tokens_at(self._live_positions(seg, live, lo, hi) + len(ids))
                 words, n = np.unique(nxt[nxt != SEP], return_counts=True)
+            if top is not None and len(n) > top:
+                keep = np.argpartition(-n, top)[:top]
+                words, n = words[keep], n[keep]
             for w, c in zip(words.tolist(), n.tolist()):
                 word = seg.vocab[w - 1]
                 counts[word] = counts.get(word, 0) + int(c)
@@ -189,6 +206,25 @@ class Phrases:
         ids = self._dead_stream.astype(np.int64)  # only main has dead rows
         ids = ids[(ids >= a) & (ids < b)]
         return np.bincount(ids - a, minlength=b - a)
+
+    def _dominant_next(self, tokens: list[str]) -> tuple[str, int] | None:
+        """The word that follows ``tokens`` most often if it may follow in half or more of
+        the occurrences, with its exact count. Within a phrase's suffix-array segment the
+        suffixes are sorted by their next word, so such a word must hold the middle one:
+        one look per segment and one count, however frequent the phrase."""
+        candidates = set()
+        for seg, _ in self.segments():
+            ids = seg.encode(tokens)
+            if ids is None:
+                continue
+            lo, hi = seg.id_range(ids)
+            if hi > lo:
+                mid = (lo + hi) // 2
+                w = int(seg.tokens_at(seg.positions(mid, mid + 1) + len(ids))[0])
+                if w != SEP:
+                    candidates.add(seg.vocab[w - 1])
+        counted = [(w, self.count([*tokens, w])) for w in sorted(candidates)]
+        return max(counted, key=lambda x: x[1], default=None)
 
     def infgram(self, context: str | Sequence[str]) -> tuple[list[str], dict[str, float]]:
         """The ∞-gram estimate of the next word after ``context`` (Liu et al., 2024): the
@@ -222,19 +258,18 @@ class Phrases:
             context, prefix = tokens[:-1], tokens[-1]
         if not context and not prefix:
             return []
-        nxt = self.next_words(context, prefix=prefix)
-        best = sorted(nxt.items(), key=lambda x: (-x[1], x[0]))[:k]
+        candidates = self.next_words(context, prefix=prefix, top=3 * k)
+        candidates = {w: self.count([*context, w]) for w in candidates}  # exact, across segments
+        best = sorted(candidates.items(), key=lambda x: (-x[1], x[0]))[:k]
         out = []
         for word, n in best:
-            words = [*context, word]
+            words, current = [*context, word], n
             for _ in range(extend):
-                follow = self.next_words(words)
-                if not follow:
+                follow = self._dominant_next(words)
+                if follow is None or follow[1] * 2 < current or follow[1] < 2:
                     break
-                w2, n2 = max(follow.items(), key=lambda x: (x[1], x[0]))
-                if n2 * 2 < n or n2 < 2:
-                    break
-                words.append(w2)
+                words.append(follow[0])
+                current = follow[1]
             out.append((" ".join(words), n))
         return out
 

@@ -69,3 +69,34 @@ def test_errors_are_one_line_messages(warm_home):
     run("demo")
     run("index")
     assert "no words" in run("ngram", "count", "   ", code=2).output
+
+
+def test_trending_and_series_on_a_dated_corpus(warm_home, tmp_path):
+    from datetime import date, timedelta
+
+    from papertide.config import load_config
+
+    store = open_store(load_config(warm_home, env={}))
+    end = date(2024, 6, 30)
+    papers = []
+    for i in range(240):  # 8 weeks of papers; the last week talks about state space models
+        day = end - timedelta(days=i // 4)
+        topic = "state space models for long sequences" if i < 28 else "convolutional networks for images"
+        papers.append(Paper(id=f"2406.{i:05d}", title=f"Study {i}", abstract=f"We study {topic}. Results follow.",
+                            submitted=day.isoformat()).normalised())
+    ingest(store, papers)
+    store.close()
+    run("index")
+    rows = json.loads(run("ngram", "trending", "--window", "week", "--json").stdout)
+    rising = "study state space models for long sequences"
+    assert rows and all(r["phrase"] in rising and r["baseline"] == 0 and r["recent"] == 28 for r in rows), rows
+    assert any("state space" in r["phrase"] for r in rows)  # "results follow", flat, never shows
+    assert "state space" in run("ngram", "trending").stdout
+    assert json.loads(run("ngram", "trending", "--now", "2024-01-01", "--json").stdout) == []
+    assert "not a date" in run("ngram", "trending", "--now", "soon", code=2).output
+    chart = tmp_path / "chart.svg"
+    points = json.loads(run("ngram", "series", "state", "space", "models", "--period", "week",
+                            "--svg", str(chart), "--json").stdout)
+    assert sum(p["count"] for p in points) == 28 and points[-1]["count"] == 28
+    assert chart.read_text().startswith("<svg") and "state space models" in chart.read_text()
+    assert "per million words" in run("ngram", "series", "state space models").stdout

@@ -118,3 +118,16 @@ def test_frequent_phrases_subtract_dead_papers_by_scanning_them(store, config):
     assert e.count("state space") == 196 == sum(map(len, e.find("state space").values()))
     assert e.count("state space model") == 98 and e.count(["model", "7"]) == 0 and e.count("model 8") == 1
     assert e.next_words("", prefix="stat") == {"state": 196}
+
+
+def test_completions_after_a_frequent_context_are_exact(store, config, monkeypatch):
+    import papertide.phrases as phrases
+
+    monkeypatch.setattr(phrases, "SAMPLE_ABOVE", 10)  # sample even small segments
+    monkeypatch.setattr(phrases, "SAMPLE", 8)
+    words = ["space", "speech", "spectral", "sparse"]
+    ingest(store, [Paper(id=f"2401.{i:05d}", title="The state", abstract=f"state {words[i % 4]} state space")
+                   .normalised() for i in range(60)])
+    update_phrases(store, config)
+    done = dict(Phrases.open(config).complete("state sp", extend=0))
+    assert done["state space"] == 15 + 60 and done["state speech"] == 15

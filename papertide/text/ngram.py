@@ -350,6 +350,25 @@ class NgramIndex:
         wide[:, :self.pw] = raw.reshape(-1, self.pw)
         return wide.view("<u8").ravel().astype(np.int64)
 
+    def positions_at(self, ks: np.ndarray) -> np.ndarray:
+        """Stream positions of the suffixes at suffix-array indices ``ks`` (int64)."""
+        ks = np.asarray(ks, dtype=np.int64)
+        if not len(ks):
+            return np.zeros(0, dtype=np.int64)
+        raw = np.frombuffer(self._sa, dtype=np.uint8).reshape(-1, self.pw)[ks]
+        wide = np.zeros((len(ks), 8), dtype=np.uint8)
+        wide[:, :self.pw] = raw
+        return wide.view("<u8").ravel().astype(np.int64)
+
+    def tokens_between(self, lo: int, hi: int) -> np.ndarray:
+        """Token ids of stream positions [lo, hi) (uint32), read as one slice."""
+        if hi <= lo:
+            return np.zeros(0, dtype=np.uint32)
+        raw = np.frombuffer(self._tokens, dtype=np.uint8, count=(hi - lo) * self.tw, offset=lo * self.tw)
+        wide = np.zeros((hi - lo, 4), dtype=np.uint8)
+        wide[:, 4 - self.tw:] = raw.reshape(-1, self.tw)
+        return wide.view(">u4").ravel().astype(np.uint32)
+
     def tokens_at(self, positions: np.ndarray) -> np.ndarray:
         """Token ids at stream positions (uint32)."""
         tok = np.frombuffer(self._tokens, dtype=np.uint8) if len(self._tokens) else np.zeros(0, np.uint8)
@@ -361,7 +380,7 @@ class NgramIndex:
 
     def stream(self) -> np.ndarray:
         """The whole token stream as ids (uint32)."""
-        return self.tokens_at(np.arange(self.n_tokens, dtype=np.int64))
+        return self.tokens_between(0, self.n_tokens)
 
     def find(self, phrase: str | Sequence[str]) -> dict[str, list[int]]:
         """Papers containing the phrase: ``{key: [token offsets in doc_tokens order]}``."""
