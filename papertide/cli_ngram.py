@@ -180,6 +180,8 @@ def register(cli: click.Group, pass_ctx) -> None:
         if as_json:
             _dump([{"period": label, "count": n, "tokens": total} for label, n, total in points])
             return
+        if not points:
+            click.echo("no dated paper contains it")
         for label, n, total in points:
             rate = n / total * 1e6 if total else 0.0
             click.echo(f"{label:>10}  {n:>8,}  {rate:10.1f} per million words")

@@ -61,12 +61,14 @@ class PhrasesReport:
     rebuilt: bool = False
     seconds: float = 0.0
     tokens: int = 0
-    bytes: int = 0
+    bytes: int = 0  # every file of both segments
+    core_bytes: int = 0  # token streams and suffix arrays (infini-gram's bytes-per-token measure)
 
     def summary(self) -> str:
         how = "rebuilt" if self.rebuilt else "merged" if self.merged else "caught up"
         return (f"n-gram index {how}: {self.papers} papers, {self.tokens:,} tokens, "
-                f"{self.bytes / max(self.tokens, 1):.1f} bytes/token, in {self.seconds:.1f} s")
+                f"{self.core_bytes / max(self.tokens, 1):.2f} bytes/token in tokens and suffix array "
+                f"({self.bytes / max(self.tokens, 1):.2f} with every file), in {self.seconds:.1f} s")
 
 
 class Phrases:
@@ -384,6 +386,7 @@ def update_phrases(store: Store, config: Config, *, rebuild: bool = False, merge
         engine = Phrases.open(config)
         report.merged = True
     report.papers, report.tokens, report.bytes = engine.papers, engine.tokens, engine.nbytes()
+    report.core_bytes = sum(seg.nbytes(("tokens.bin", "sa.bin")) for seg, _ in engine.segments())
     report.seconds = time.perf_counter() - t0
     return report
 

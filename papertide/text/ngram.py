@@ -271,9 +271,10 @@ class NgramIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def nbytes(self) -> int:
-        """Bytes on disk of every file of the segment."""
-        return sum(f.stat().st_size for f in self.directory.iterdir() if f.is_file())
+    def nbytes(self, names: Sequence[str] | None = None) -> int:
+        """Bytes on disk of the segment's files (all of them, or those named)."""
+        return sum(f.stat().st_size for f in self.directory.iterdir()
+                   if f.is_file() and (names is None or f.name in names))  # fmt: skip
 
     # ------------------------------------------------------------- encoding
 
