@@ -92,3 +92,21 @@ def warm_home(config, demo_embeddings):
     shutil.copytree(demo_embeddings, config.home / "embeddings")
     shutil.copytree(demo_embeddings.parent / "models", config.home / "models")
     return config.home
+
+
+def cli_run(*args: str, code: int = 0):
+    """Run the ``papertide`` CLI in-process; assert its exit code."""
+    from click.testing import CliRunner
+
+    from papertide.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture
+def demo_indexed(warm_home) -> str:
+    """The demo corpus loaded and indexed in the test's home; the output of ``papertide index``."""
+    cli_run("demo")
+    return cli_run("index").stdout

@@ -5,25 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_run as run
 
-from papertide.cli import cli
 from papertide.ingest import ingest
 from papertide.paper import Paper
 from papertide.store import open_store
 
 
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
-
-
 @pytest.fixture
-def demo(warm_home):
-    run("demo")
-    out = run("index").stdout
-    assert "n-gram index rebuilt: 43 papers" in out
+def demo(demo_indexed, warm_home):
+    assert "n-gram index rebuilt: 43 papers" in demo_indexed
     return warm_home
 
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_run as run
 
-from papertide.cli import cli
-
-
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture
-def demo(warm_home):
-    run("demo")
-    run("index")
+def demo(demo_indexed, warm_home):
     return warm_home
 
 
