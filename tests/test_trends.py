@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import date
 
@@ -12,10 +11,9 @@ import pytest
 from papertide import trends
 from papertide.filters import day_number
 from papertide.text.ngram import Doc, NgramIndex, build_segment, doc_tokens, ngram_tokens
-from papertide.trends import EDGE_STOP, Trend, period_label, periods, series, svg_chart, trending
+from papertide.trends import EDGE_STOP, Trend, period_label, periods, series, trending
 
 NOW = day_number("2024-06-30")
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _filler(rng: np.random.Generator) -> list[str]:
@@ -248,26 +246,6 @@ def test_period_labels():
     assert period_label((day_number("2024-03-01") + 3) // 7, "week") == "2024-W09"
     assert period_label((day_number("2021-01-03") + 3) // 7, "week") == "2020-W53"
     assert period_label(54 * 12 + 2, "month") == "2024-03"
-
-
-def test_chart_is_valid_svg_with_the_title_escaped(main_segment):
-    segs = [(main_segment, np.ones(len(main_segment), dtype=bool))]
-    points = series(segs, "state space model", period="week")
-    title = 'Rise of "<state> & space" \x01'
-    svg = svg_chart(points, title=title)
-    root = ET.fromstring(svg)
-    assert root.tag == SVG + "svg"
-    assert root.find(SVG + "title").text.startswith('Rise of "<state> & space"')
-    bars = root.findall(SVG + "rect")
-    assert len(bars) == len(points)
-    heights = [float(b.get("height")) for b in bars]
-    assert heights.index(max(heights)) == len(points) - 1  # the last week is the highest
-    assert "<script" not in svg and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
-    counts = ET.fromstring(svg_chart(points, value="count"))
-    assert len(counts.findall(SVG + "rect")) == len(points)
-    assert ET.fromstring(svg_chart([])).find(SVG + "title").text == "phrase frequency"
-    with pytest.raises(ValueError, match="rate, count"):
-        svg_chart(points, value="share")
 
 
 def test_trend_is_a_small_record():
