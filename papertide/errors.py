@@ -35,6 +35,10 @@ class NotFoundError(PapertideError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class ConflictError(PapertideError):
+    """Something that must be unique already exists (a taken username, a duplicate name)."""
+
+
 class ConfigError(PapertideError, ValueError):
     """A setting with a value papertide cannot use."""
 

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Literal
 
 from papertide.paper import Paper, merge
 from papertide.sources import Checkpoint, Signal
+from papertide.store.community import Community
 from papertide.store.rows import row_to_paper
 
 
@@ -157,6 +158,13 @@ class Store(ABC):
     @abstractmethod
     def changes_since(self, seq: int, *, limit: int = 10_000) -> list[Change]:
         """Changes with a sequence number above ``seq``, oldest first."""
+
+    # -- community ---------------------------------------------------------------
+    @property
+    @abstractmethod
+    def community(self) -> Community:
+        """Accounts, sessions, votes, listings, comments, collections, submissions and
+        moderation, kept in the same database (see :mod:`papertide.store.community`)."""
 
     # -- lifecycle ---------------------------------------------------------------
     @abstractmethod

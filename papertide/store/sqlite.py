@@ -3,13 +3,15 @@
 WAL lets readers (the web app, later) run while an ingest writes; every write is a
 ``BEGIN IMMEDIATE`` transaction, so an interrupted ingest leaves whole batches and a
 re-run completes it. ``busy_timeout`` makes concurrent writers wait their turn
-instead of failing.
+instead of failing. One store object may be shared by threads (a web server's
+workers): its transactions take a lock, since one connection holds one transaction.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,6 +20,7 @@ from papertide.errors import NotFoundError, StoreError
 from papertide.paper import Paper, title_key
 from papertide.sources import Signal
 from papertide.store.base import Batch, Change, SortOrder, Store, WriteResult, merge_duplicates, plan_upserts
+from papertide.store.community_sqlite import SQLiteCommunity
 from papertide.store.migrations import MIGRATIONS
 from papertide.store.rows import (
     PAPER_COLUMNS,
@@ -44,6 +47,7 @@ _UPSERT_SQL = (
 class SQLiteStore(Store):
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()  # one transaction at a time on the shared connection
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -56,18 +60,25 @@ class SQLiteStore(Store):
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the store at {self.path}: {e}") from None
+        self._community = SQLiteCommunity(self.db, self._transaction, self._lock)
+
+    @property
+    def community(self) -> SQLiteCommunity:
+        """The community data in this database, sharing this store's connection and lock."""
+        return self._community
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self._transaction() as db:
