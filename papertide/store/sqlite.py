@@ -197,24 +197,35 @@ class SQLiteStore(Store):
             self._put_checkpoint(db, name, state, now_iso())
 
     # --------------------------------------------------------------------- reads
+    # Every read takes the lock too: on a connection shared by threads, a read must not
+    # see another thread's transaction half-written.
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self.db.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple = ()) -> tuple | None:
+        with self._lock:
+            return self.db.execute(sql, params).fetchone()
+
     def get(self, paper_id: str) -> Paper:
-        row = self.db.execute(f"SELECT {READ_COLUMNS} FROM papers WHERE id = ? AND deleted = 0", (paper_id,)).fetchone()
+        row = self._one(f"SELECT {READ_COLUMNS} FROM papers WHERE id = ? AND deleted = 0", (paper_id,))
         if row is None:
             raise NotFoundError(f"no paper {paper_id!r} in the store")
         return row_to_paper(row)
 
     def get_many(self, ids: Iterable[str]) -> dict[str, Paper]:
         ids = list(dict.fromkeys(ids))
-        rows = self._existing(self.db, ids)
+        with self._lock:
+            rows = self._existing(self.db, ids)
         return {pid: row_to_paper(r[:-1]) for pid, r in rows.items() if not r[-1]}
 
     def iter_papers(self, *, batch_size: int = 1000) -> Iterator[Paper]:
         last = ""
         while True:
-            rows = self.db.execute(
+            rows = self._rows(
                 f"SELECT {READ_COLUMNS} FROM papers WHERE deleted = 0 AND id > ? ORDER BY id LIMIT ?",
                 (last, batch_size),
-            ).fetchall()
+            )
             if not rows:
                 return
             for r in rows:
@@ -230,7 +241,7 @@ class SQLiteStore(Store):
         }
         if order not in orders:
             raise ValueError(f"order must be one of {', '.join(orders)}, not {order!r}")
-        rows = self.db.execute(
+        rows = self._rows(
             f"SELECT {READ_COLUMNS} FROM papers WHERE deleted = 0 ORDER BY {orders[order]} LIMIT ? OFFSET ?",
             (int(limit), int(offset)),
         )
@@ -243,24 +254,24 @@ class SQLiteStore(Store):
             sql, key = "SELECT DISTINCT paper_id FROM paper_authors WHERE name_key = ?", title_key(author)
         else:
             sql, key = "SELECT paper_id FROM paper_categories WHERE category = ?", category
-        return [r[0] for r in self.db.execute(sql + " ORDER BY paper_id LIMIT ?", (key, int(limit)))]
+        return [r[0] for r in self._rows(sql + " ORDER BY paper_id LIMIT ?", (key, int(limit)))]
 
     def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM papers WHERE deleted = 0").fetchone()[0]
+        return self._one("SELECT COUNT(*) FROM papers WHERE deleted = 0")[0]
 
     def stats(self) -> dict:
-        q = self.db.execute
+        q, one = self._rows, self._one
         by_source = dict(q("SELECT source, COUNT(*) FROM papers WHERE deleted = 0 GROUP BY source ORDER BY 2 DESC"))
         top_cats = q(
             "SELECT primary_category, COUNT(*) FROM papers WHERE deleted = 0 AND primary_category IS NOT NULL "
             "GROUP BY primary_category ORDER BY 2 DESC, 1 LIMIT 10"
-        ).fetchall()
-        first, last = q("SELECT MIN(submitted), MAX(submitted) FROM papers WHERE deleted = 0").fetchone()
+        )
+        first, last = one("SELECT MIN(submitted), MAX(submitted) FROM papers WHERE deleted = 0")
         return {
             "papers": self.count(),
-            "deleted": q("SELECT COUNT(*) FROM papers WHERE deleted = 1").fetchone()[0],
-            "authors": q("SELECT COUNT(DISTINCT name_key) FROM paper_authors").fetchone()[0],
-            "signals": q("SELECT COUNT(*) FROM signals").fetchone()[0],
+            "deleted": one("SELECT COUNT(*) FROM papers WHERE deleted = 1")[0],
+            "authors": one("SELECT COUNT(DISTINCT name_key) FROM paper_authors")[0],
+            "signals": one("SELECT COUNT(*) FROM signals")[0],
             "by_source": by_source,
             "top_categories": dict(top_cats),
             "submitted_range": [first, last],
@@ -271,21 +282,21 @@ class SQLiteStore(Store):
         }
 
     def signals(self, paper_id: str) -> list[Signal]:
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT paper_id, source, upvotes, day, data FROM signals WHERE paper_id = ? ORDER BY source", (paper_id,)
         )
         return [Signal(pid, src, up, day, json.loads(data)) for pid, src, up, day, data in rows]
 
     def get_checkpoint(self, name: str) -> dict | None:
-        row = self.db.execute("SELECT state FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        row = self._one("SELECT state FROM checkpoints WHERE name = ?", (name,))
         return json.loads(row[0]) if row else None
 
     # ---------------------------------------------------------------- change log
     def watermark(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+        return self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")[0]
 
     def changes_since(self, seq: int, *, limit: int = 10_000) -> list[Change]:
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT seq, paper_id, op, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (int(seq), int(limit))
         )
         return [Change(*r) for r in rows]
