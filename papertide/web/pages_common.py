@@ -1,0 +1,249 @@
+"""What every page shares: rendering a template, URLs, and papers as list entries.
+
+A list of papers looks the same on the daily, trending, search and author pages: the
+title (linked to the paper page), authors (linked to their pages), a snippet of the
+abstract with the query's words and exact phrases marked, the upvotes, the submitter,
+the comment count and the links (arXiv abstract, PDF, code). :func:`entries` gathers
+all of that for a list of papers with a handful of batched store calls.
+
+Text reaches templates as plain strings or as :data:`Segments` — ``(text, marked)``
+pieces the template wraps in ``<mark>`` — so every character is escaped by Jinja2 and
+nothing from a paper or a query is ever inserted as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+from urllib.parse import quote
+
+from fastapi import Request
+from starlette.responses import Response
+
+from papertide.paper import Paper
+from papertide.text.tokens import tokenize, tokenize_query
+
+Segments = list[tuple[str, bool]]
+PAGE_METHODS = ["GET", "HEAD"]  # pages answer HEAD too (monitors, link checkers)
+SNIPPET_CHARS = 300
+HF_SOURCE = "hf-daily"
+
+
+# --------------------------------------------------------------- rendering
+
+
+def paper_url(paper_id: str) -> str:
+    return "/paper/" + quote(paper_id, safe="/:")
+
+
+def author_url(name: str) -> str:
+    return "/author/" + quote(name, safe="")
+
+
+def template_globals(version: str) -> dict:
+    return {
+        "paper_url": paper_url,
+        "author_url": author_url,
+        "static": lambda path: f"/static/{path}?v={version}",
+        "version": version,
+    }
+
+
+def current_user(request: Request):
+    """The logged-in user (set on ``request.state`` by the auth layer), or None."""
+    return getattr(request.state, "user", None)
+
+
+def render(request: Request, name: str, context: dict, *, status: int = 200, headers: dict | None = None) -> Response:
+    """A page from ``templates/name`` with what the layout needs (user, search box text)."""
+    base = {
+        "user": current_user(request),
+        "csrf": getattr(request.state, "csrf", ""),
+        "q": "",
+        "has_route": lambda route: _has_route(request, route),
+    }
+    return request.app.state.templates.TemplateResponse(request, name, base | context, status_code=status,
+                                                        headers=headers)  # fmt: skip
+
+
+def _has_route(request: Request, name: str) -> bool:
+    """Whether the app has a route of that name (the layout links to log in / sign up once they exist)."""
+    return any(getattr(r, "name", None) == name for r in request.app.routes)
+
+
+def engines(request: Request):
+    return request.app.state.engines
+
+
+def store(request: Request):
+    return request.app.state.store
+
+
+def community(request: Request):
+    """The community store (votes, comments, listings): ``store.community``."""
+    return request.app.state.store.community
+
+
+# ------------------------------------------------------------------ marking
+
+
+def mark_spans(text: str, spans: Iterable[tuple[int, int]]) -> Segments:
+    """``text`` cut into pieces, the given character spans marked (overlaps merged)."""
+    out: Segments = []
+    last = 0
+    for a, b in sorted(spans):
+        a, b = max(a, last), min(b, len(text))
+        if a >= b:
+            continue
+        if a > last:
+            out.append((text[last:a], False))
+        out.append((text[a:b], True))
+        last = b
+    if last < len(text) or not out:
+        out.append((text[last:], False))
+    return out
+
+
+_WORD = re.compile(r"\w(?:[\w'’.-]*\w)?")
+
+
+def word_spans(text: str, tokens: set[str]) -> list[tuple[int, int]]:
+    """Spans of the words of ``text`` whose search tokens meet ``tokens`` (the query's)."""
+    if not tokens:
+        return []
+    return [m.span() for m in _WORD.finditer(text) if tokens.intersection(tokenize(m.group()))]
+
+
+def query_tokens(words: Sequence[str]) -> set[str]:
+    return set(tokenize_query(" ".join(words)))
+
+
+def _math_safe_cut(text: str, end: int) -> int:
+    """Move a cut at ``end`` back before an unclosed ``$`` or ``\\(`` so no formula is split."""
+    head = text[:end]
+    dollars = len(re.findall(r"(?<!\\)\$", head))
+    if dollars % 2:
+        end = head.rfind("$")
+    elif head.count("\\(") > head.count("\\)"):
+        end = head.rfind("\\(")
+    return end
+
+
+def snippet(text: str, spans: Sequence[tuple[int, int]] = (), *, chars: int = SNIPPET_CHARS) -> Segments:
+    """About ``chars`` characters of ``text`` around its first marked span, cut at word
+    boundaries and never inside a formula, with ``…`` where text was left out."""
+    if len(text) <= chars:
+        return mark_spans(text, spans)
+    first = min(spans)[0] if spans else 0
+    start = 0 if first < chars // 2 else text.rfind(" ", 0, first - chars // 3) + 1
+    start = _math_safe_cut(text, start) if start else 0
+    end = start + chars
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = _math_safe_cut(text, space if space > start else end)
+    if end <= start:
+        end = min(len(text), start + chars)
+    kept = [(max(a, start) - start, min(b, end) - start) for a, b in spans if b > start and a < end]
+    out = mark_spans(text[start:end], kept)
+    if start:
+        out.insert(0, ("… ", False))
+    if end < len(text):
+        out.append((" …", False))
+    return out
+
+
+# ------------------------------------------------------------------ entries
+
+
+@dataclass
+class Entry:
+    """One paper as a list shows it."""
+
+    paper: Paper
+    title: Segments
+    snippet: Segments
+    votes: int = 0
+    hf_upvotes: int = 0
+    comments: int = 0
+    submitter: str | None = None
+    listed: str | None = None  # the day papertide listed it
+    links: list[tuple[str, str]] = field(default_factory=list)
+    score: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.paper.id
+
+
+def paper_links(p: Paper) -> list[tuple[str, str]]:
+    """(label, url) of the links a list shows: arXiv abstract, PDF, code."""
+    out = []
+    for key, label in (("abs", "arXiv"), ("pdf", "PDF")):
+        if p.links.get(key):
+            out.append((label, p.links[key]))
+    code = p.links.get("code") or next(
+        (v for k in ("code", "github", "github_repo", "code_url") if isinstance(v := p.extra.get(k), str) and v), None
+    )
+    if code and code.startswith(("https://", "http://")):
+        out.append(("Code", code))
+    return out
+
+
+def hf_signal(store, paper_id: str):
+    """The paper's Hugging Face Daily Papers signal (upvotes, submitter), or None."""
+    return next((s for s in store.signals(paper_id) if s.source == HF_SOURCE), None)
+
+
+def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict] | None = None,
+            words: Sequence[str] = (), scores: dict[str, float] | None = None) -> list[Entry]:  # fmt: skip
+    """List entries for ``papers`` (in that order): votes, comment counts, HF upvotes,
+    submitters and listing days from the store; ``marks`` are exact-phrase spans per
+    paper (``phrase_highlights``), ``words`` the query words to mark as well."""
+    st, com = store(request), community(request)
+    ids = [p.id for p in papers]
+    votes = com.votes(ids) if ids else {}
+    counts = com.comment_counts(ids) if ids else {}
+    listing = com.listing(ids) if ids else {}
+    names: dict[int, str | None] = {}
+    tokens = query_tokens(words)
+    out = []
+    for p in papers:
+        mark = (marks or {}).get(p.id, {})
+        title_spans = list(mark.get("title", [])) + word_spans(p.title, tokens)
+        abstract_spans = list(mark.get("abstract", [])) + word_spans(p.abstract, tokens)
+        hf = hf_signal(st, p.id)
+        day, uid = listing.get(p.id, (None, None))
+        submitter = _username(com, uid, names) if uid is not None else None
+        if submitter is None and hf is not None:
+            submitter = hf.data.get("submitted_by")
+        out.append(Entry(
+            paper=p,
+            title=mark_spans(p.title, title_spans),
+            snippet=snippet(p.abstract, sorted(abstract_spans)),
+            votes=votes.get(p.id, 0),
+            hf_upvotes=hf.upvotes if hf else 0,
+            comments=counts.get(p.id, 0),
+            submitter=submitter,
+            listed=day,
+            links=paper_links(p),
+            score=(scores or {}).get(p.id),
+        ))  # fmt: skip
+    return out
+
+
+def _username(com, user_id: int, cache: dict[int, str | None]) -> str | None:
+    if user_id not in cache:
+        try:
+            cache[user_id] = com.user(user_id).username
+        except KeyError:  # NotFoundError: a deleted account
+            cache[user_id] = None
+    return cache[user_id]
+
+
+def rank_by_votes(request: Request, ids: Sequence[str]) -> list[str]:
+    """Most upvoted first; Hugging Face upvotes break ties; then the order given (stable)."""
+    votes = community(request).votes(ids) if ids else {}
+    st = store(request)
+    hf = {pid: (s.upvotes if (s := hf_signal(st, pid)) else 0) for pid in ids}
+    return sorted(ids, key=lambda pid: (-votes.get(pid, 0), -hf[pid]))

@@ -1,0 +1,126 @@
+"""The paper page: everything papertide knows about one paper.
+
+Full abstract, authors, categories, versions and links; its upvotes (the upvote form
+appears for a logged-in user and posts to ``/paper/{id}/vote``); similar papers
+(:func:`papertide.rank.similar`); comments, rendered from Markdown and sanitised by
+``web/markdown.py``; and, where the n-gram engine is built, the frequency over time of
+a couple of the title's phrases that other papers use too (:func:`chart_phrases`,
+charted by :func:`papertide.charts.svg_chart` and inlined: the SVG holds no script).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+
+from papertide.charts import svg_chart
+from papertide.errors import InvalidIdError, NotFoundError
+from papertide.index import IndexMissingError
+from papertide.paper import Paper, parse_paper_id
+from papertide.rank import similar
+from papertide.text.ngram import ngram_tokens
+from papertide.trends import EDGE_STOP, series
+from papertide.web.pages_common import (PAGE_METHODS, community, current_user, engines, entries, hf_signal,
+                                        paper_url, render, store)  # fmt: skip
+
+router = APIRouter(include_in_schema=False)
+
+SIMILAR = 6
+CHARTS = 2
+CHART_PERIODS = 36  # the chart shows at most the last 36 months
+
+
+@dataclass
+class PhraseChart:
+    phrase: str
+    papers: int  # papers other than this one that use it
+    count: int  # occurrences in every paper
+    svg: str | None  # None when no paper using it has a date
+
+
+def chart_phrases(engine, paper: Paper, k: int = CHARTS) -> list[tuple[str, int, int]]:
+    """The ``k`` phrases of 2-3 words of the title that the most *other* papers use:
+    (phrase, other papers, occurrences). Phrases may not start or end with a function
+    word, and a phrase inside (or around) one already chosen is skipped."""
+    tokens = ngram_tokens(paper.title)
+    found: dict[tuple[str, ...], tuple[int, int]] = {}
+    for n in (3, 2):
+        for i in range(len(tokens) - n + 1):
+            gram = tuple(tokens[i : i + n])
+            if gram in found or not all(t.isalnum() for t in gram) or gram[0] in EDGE_STOP or gram[-1] in EDGE_STOP:
+                continue
+            docs = engine.find(list(gram))
+            others = len(docs) - (paper.id in docs)
+            if others > 0:
+                found[gram] = (others, sum(len(v) for v in docs.values()))
+    chosen: list[tuple[str, ...]] = []
+    for gram in sorted(found, key=lambda g: (-found[g][0], -len(g), g)):
+        text = " ".join(gram)
+        if any(text in " ".join(c) or " ".join(c) in text for c in chosen):
+            continue
+        chosen.append(gram)
+        if len(chosen) == k:
+            break
+    return [(" ".join(g), *found[g]) for g in chosen]
+
+
+def phrase_charts(engine, paper: Paper) -> list[PhraseChart]:
+    out = []
+    for phrase, others, count in chart_phrases(engine, paper):
+        points = series(engine.segments(), phrase, period="month")[-CHART_PERIODS:]
+        svg = svg_chart(points, title=f"“{phrase}”") if points else None
+        out.append(PhraseChart(phrase, others, count, svg))
+    return out
+
+
+def _similar(request: Request, pid: str) -> tuple[list, str | None]:
+    try:
+        index = engines(request).search_index()
+        ids, scores = similar(index, pid, k=SIMILAR + 4)
+    except IndexMissingError:
+        return [], "Similar papers appear once the search index is built (papertide index)."
+    except NotFoundError:
+        return [], "This paper is not in the search index yet; similar papers appear after the next papertide index."
+    hidden = community(request).hidden_papers()
+    found = store(request).get_many(i for i in ids if i not in hidden)
+    papers = [found[i] for i in ids if i in found][:SIMILAR]
+    return entries(request, papers, scores=dict(zip(ids, map(float, scores)))), None
+
+
+def _comments(request: Request, pid: str) -> list[tuple[object, str]]:
+    from papertide.web.markdown import render_markdown
+
+    return [(c, render_markdown(c.body)) for c in community(request).comments(pid)]
+
+
+@router.api_route("/paper/{paper_id:path}", name="paper", methods=PAGE_METHODS)
+def paper_page(request: Request, paper_id: str) -> Response:
+    try:
+        pid = parse_paper_id(paper_id)
+    except InvalidIdError as e:
+        raise HTTPException(404, str(e)) from None
+    if pid != paper_id:
+        return RedirectResponse(paper_url(pid), status_code=308)
+    p = store(request).get(pid)  # NotFoundError -> the 404 page
+    user = current_user(request)
+    com = community(request)
+    if pid in com.hidden_papers() and getattr(user, "role", None) != "admin":
+        raise HTTPException(404, f"no paper {pid!r} in the store")
+    hf = hf_signal(store(request), pid)
+    similar_entries, similar_note = _similar(request, pid)
+    engine = engines(request).phrases()
+    listing = com.listing([pid]).get(pid)
+    return render(request, "paper.html", {
+        "p": p,
+        "votes": com.votes([pid]).get(pid, 0),
+        "voted": pid in com.voted(user.id, [pid]) if user is not None else False,
+        "hf": hf,
+        "listed": listing[0] if listing else None,
+        "comments": _comments(request, pid),
+        "similar": similar_entries,
+        "similar_note": similar_note,
+        "charts": phrase_charts(engine, p) if engine is not None else [],
+        "has_phrases": engine is not None,
+    })  # fmt: skip

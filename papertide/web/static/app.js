@@ -1,0 +1,99 @@
+/* papertide's progressive enhancement, plain JS, loaded with `defer` (no inline scripts:
+ * the Content-Security-Policy forbids them). Pages work without it.
+ *  - math: KaTeX renders $…$, \(…\), $$…$$ and \[…\] in titles and abstracts (elements
+ *    with class "tex"); a formula KaTeX cannot read stays as the raw text.
+ *  - autocomplete: search boxes with data-complete ask /api/complete as you type. */
+(function () {
+  "use strict";
+
+  function renderMath() {
+    if (typeof window.renderMathInElement !== "function") return;
+    var delimiters = [
+      { left: "$$", right: "$$", display: true },
+      { left: "\\[", right: "\\]", display: true },
+      { left: "$", right: "$", display: false },
+      { left: "\\(", right: "\\)", display: false }
+    ];
+    document.querySelectorAll(".tex").forEach(function (el) {
+      try {
+        // throwOnError: a formula that does not parse is left as its raw text
+        window.renderMathInElement(el, { delimiters: delimiters, throwOnError: true });
+      } catch (e) { /* keep the raw text */ }
+    });
+  }
+
+  function autocomplete(input) {
+    var list = input.parentNode.querySelector(".completions");
+    if (!list) return;
+    var url = input.getAttribute("data-complete");
+    var timer = null, seq = 0, selected = -1;
+
+    function close() { list.hidden = true; list.textContent = ""; selected = -1; }
+
+    function choose(text) {
+      input.value = text;
+      close();
+      input.focus();
+    }
+
+    function show(items) {
+      list.textContent = "";
+      selected = -1;
+      items.forEach(function (item) {
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        var phrase = document.createElement("span");
+        phrase.textContent = item.phrase;  // text, never HTML
+        var count = document.createElement("small");
+        count.textContent = String(item.count);
+        li.appendChild(phrase);
+        li.appendChild(count);
+        li.addEventListener("mousedown", function (ev) { ev.preventDefault(); choose(item.phrase); });
+        list.appendChild(li);
+      });
+      list.hidden = items.length === 0;
+    }
+
+    function ask() {
+      var typed = input.value;
+      if (!typed.trim() || typed.length > 200) { close(); return; }
+      var mine = ++seq;
+      fetch(url + "?q=" + encodeURIComponent(typed), { headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { completions: [] }; })
+        .then(function (data) { if (mine === seq) show(data.completions || []); })
+        .catch(close);
+    }
+
+    function move(step) {
+      var items = list.querySelectorAll("li");
+      if (!items.length) return;
+      if (selected >= 0) items[selected].setAttribute("aria-selected", "false");
+      selected = (selected + step + items.length) % items.length;
+      items[selected].setAttribute("aria-selected", "true");
+    }
+
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 120);
+    });
+    input.addEventListener("keydown", function (ev) {
+      if (list.hidden) return;
+      if (ev.key === "ArrowDown") { ev.preventDefault(); move(1); }
+      else if (ev.key === "ArrowUp") { ev.preventDefault(); move(-1); }
+      else if (ev.key === "Escape") { close(); }
+      else if (ev.key === "Enter" && selected >= 0) {
+        ev.preventDefault();
+        choose(list.querySelectorAll("li")[selected].firstChild.textContent);
+      }
+    });
+    input.addEventListener("blur", function () { setTimeout(close, 150); });
+  }
+
+  function start() {
+    renderMath();
+    document.querySelectorAll("input[data-complete]").forEach(autocomplete);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
