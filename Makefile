@@ -1,5 +1,5 @@
 # papertide: the two commands of the README, and a few conveniences.
-#   make demo   installs papertide in .venv and loads and shows the demo corpus (offline)
+#   make demo   installs papertide in .venv, loads the demo corpus and serves it on 127.0.0.1:8000 (offline)
 #   make test   installs papertide with its test extras in .venv and runs the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/papertide demo
+	$(BIN)/papertide serve
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -319,9 +319,11 @@ def export(obj: Context, fmt: str, output: str | None) -> None:
 def demo(obj: Context) -> None:
     """Load the bundled demo corpus (offline) and show what is in it."""
     from papertide.ingest import ingest_demo
+    from papertide.web.demo import list_demo_papers
 
     with obj.store() as store:
         report = _run_ingest("demo corpus", ingest_demo, store=store)
+        list_demo_papers(store)  # the daily papers of 2024-03-17, the page they came from
         papers = store.list_papers(limit=100, order="added")
         total = store.count()
     click.echo("")
@@ -332,10 +334,11 @@ def demo(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from papertide import cli_ngram, cli_search
+    from papertide import cli_ngram, cli_search, cli_web
 
     cli_search.register(cli, pass_ctx)
     cli_ngram.register(cli, pass_ctx)
+    cli_web.register(cli, pass_ctx)
 
 
 _register_more()
