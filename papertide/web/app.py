@@ -256,11 +256,12 @@ def create_app(config: Config) -> FastAPI:
     app.state.engines = Engines(config, store)
     app.state.templates = make_templates()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    from papertide.web import pages, pages_paper, pages_search
+    from papertide.web import api, feeds, pages, pages_account, pages_community, pages_paper, pages_search, session
 
-    for module in (pages, pages_paper, pages_search):
+    for module in (pages, pages_paper, pages_search, pages_account, pages_community, api, feeds):
         app.include_router(module.router)
     install_error_handlers(app)
+    session.install(app)  # who is asking: request.state.user / .csrf (inside CatchAll)
     app.add_middleware(CatchAll)
     _add_security_headers(app)
     return app
