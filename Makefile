@@ -1,11 +1,17 @@
 # papertide: the two commands of the README, and a few conveniences.
 #   make demo   installs papertide in .venv, loads the demo corpus and serves it on 127.0.0.1:8000 (offline)
 #   make test   installs papertide with its test extras in .venv and runs the test suite
+#               (the browser tests need Chromium: without it they are skipped, except in CI,
+#               where `make test` installs it through apt first and they must pass)
+#   make chromium  installs Debian's Chromium through apt if it is missing (Playwright never downloads one)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean chromium
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CI_RUN := $(filter-out 0 false no,$(CI))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +25,11 @@ demo: $(VENV)/.installed
 	$(BIN)/papertide demo
 	$(BIN)/papertide serve
 
-test: $(VENV)/.installed
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(VENV)/.installed $(if $(CI_RUN),chromium)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed
