@@ -97,3 +97,49 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+/* Upvotes without reloading: the paper page's vote form (class "vote", data-vote and
+ * data-unvote URLs) posts with fetch, asking for JSON ({votes, voted}), and sends the
+ * form's CSRF token in the X-CSRF-Token header. Any failure falls back to posting the
+ * form normally, so the server's page (log in, error) is what the user sees. */
+(function () {
+  "use strict";
+
+  function enhance(form) {
+    var button = form.querySelector("button");
+    var count = document.querySelector(".votes.big .n");
+    var label = document.querySelector(".votes.big .l");
+    form.addEventListener("submit", function (ev) {
+      if (!window.fetch || !window.URLSearchParams) return;
+      ev.preventDefault();
+      var token = form.querySelector("input[name=csrf]");
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRF-Token": token ? token.value : "" },
+        body: new URLSearchParams(new FormData(form))
+      }).then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      }).then(function (data) {
+        if (count) count.textContent = String(data.votes);
+        if (label) label.textContent = data.votes === 1 ? "upvote" : "upvotes";
+        button.textContent = data.voted ? "Upvoted \u2713" : "\u25B2 Upvote";
+        button.setAttribute("aria-pressed", data.voted ? "true" : "false");
+        form.action = form.getAttribute(data.voted ? "data-unvote" : "data-vote");
+        button.disabled = false;
+      }).catch(function () {
+        button.disabled = false;
+        form.submit();  // the plain form post: the page shows what went wrong
+      });
+    });
+  }
+
+  function start() {
+    document.querySelectorAll("form.vote[data-vote]").forEach(enhance);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
