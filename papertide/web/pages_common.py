@@ -61,15 +61,9 @@ def render(request: Request, name: str, context: dict, *, status: int = 200, hea
         "user": current_user(request),
         "csrf": getattr(request.state, "csrf", ""),
         "q": "",
-        "has_route": lambda route: _has_route(request, route),
     }
     return request.app.state.templates.TemplateResponse(request, name, base | context, status_code=status,
                                                         headers=headers)  # fmt: skip
-
-
-def _has_route(request: Request, name: str) -> bool:
-    """Whether the app has a route of that name (the layout links to log in / sign up once they exist)."""
-    return any(getattr(r, "name", None) == name for r in request.app.routes)
 
 
 def engines(request: Request):
