@@ -1,0 +1,180 @@
+"""What every JSON API route shares: token authentication, errors, paging, and records.
+
+**Tokens.** The API knows a caller only by a personal API token, sent as
+``Authorization: Bearer <token>`` (users create tokens on their account page; the
+store keeps only their SHA-256). Session cookies are ignored here, so a browser that
+is logged in cannot be made to write through the API by another site (no CSRF
+surface), and token requests need no CSRF token. A missing token on a write, or a
+wrong token anywhere, is a 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
+
+**Errors.** Engine exceptions become statuses in ``app.py`` (NotFoundError 404,
+ConflictError 409, …); the store's plain ``ValueError`` (a name too long, a reply to
+a comment on another paper) is turned into a 422 here by :func:`store_errors`.
+
+**Records.** :func:`paper_outs` builds API papers from the same list entries the
+pages show (``pages_common.entries``: votes, comment counts, HF upvotes, submitter,
+listing day), so both surfaces always carry the same numbers.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from papertide.paper import Paper, parse_paper_id
+from papertide.store.community import Collection, CollectionItem, Comment, User
+from papertide.web.api_models import CollectionOut, CommentOut, Highlights, PaperOut, VersionOut
+from papertide.web.auth import token_hash
+from papertide.web.pages_common import community, entries, paper_url, store
+
+REALM = 'Bearer realm="papertide"'
+TOKEN_HELP = "send a personal API token as `Authorization: Bearer <token>` (create one on your account page)"
+
+bearer = HTTPBearer(auto_error=False, scheme_name="token",
+                    description="A personal API token, created on the account page.")  # fmt: skip
+
+
+# ------------------------------------------------------------------- tokens
+
+
+def _unauthorized(message: str, error: str | None = None) -> HTTPException:
+    challenge = REALM + (f', error="{error}"' if error else "")
+    return HTTPException(401, message, headers={"WWW-Authenticate": challenge})
+
+
+def _token_user(request: Request, credentials: HTTPAuthorizationCredentials | None) -> User | None:
+    """The token's user; None when no token was sent; 401 for a wrong one."""
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise _unauthorized(f"the Authorization header is not a bearer token: {TOKEN_HELP}", "invalid_request")
+        return None
+    token = credentials.credentials.strip()
+    user = community(request).user_for_token(token_hash(token)) if token else None
+    if user is None:
+        raise _unauthorized("this API token is not valid (it may have been deleted)", "invalid_token")
+    return user
+
+
+def optional_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User | None:
+    """Reads: anyone; with a valid token the caller is known (their votes, private collections)."""
+    return _token_user(request, credentials)
+
+
+def require_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User:
+    """Writes: a valid API token, or 401."""
+    user = _token_user(request, credentials)
+    if user is None:
+        raise _unauthorized(f"this needs an API token: {TOKEN_HELP}")
+    return user
+
+
+# ------------------------------------------------------------------- errors
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The store's ``ValueError`` for invalid arguments -> 422 (papertide's own errors pass on to app.py)."""
+    from papertide.errors import PapertideError
+
+    try:
+        yield
+    except PapertideError:
+        raise
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None
+
+
+def visible_paper_id(request: Request, text: str, user: User | None) -> str:
+    """The canonical id of a stored paper the caller may see (hidden ones only for admins); 404 otherwise."""
+    pid = parse_paper_id(text)  # InvalidIdError -> 404
+    store(request).get(pid)  # NotFoundError -> 404
+    if getattr(user, "role", None) != "admin" and pid in community(request).hidden_papers():
+        raise HTTPException(404, f"no paper {pid!r} in the store")
+    return pid
+
+
+# ------------------------------------------------------------------- paging
+
+
+def next_url(request: Request, offset: int, limit: int, more: bool) -> str | None:
+    """The URL of the page after this one (same parameters, the offset moved), or None."""
+    if not more:
+        return None
+    return str(request.url.include_query_params(offset=offset + limit, limit=limit))
+
+
+# ------------------------------------------------------------------ records
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def paper_outs(request: Request, papers: Sequence[Paper], user: User | None = None, *,
+               scores: dict[str, float] | None = None,
+               highlights: dict[str, dict[str, list[tuple[int, int]]]] | None = None) -> list[PaperOut]:  # fmt: skip
+    """API records of ``papers`` (in order), with the community's numbers the pages show."""
+    voted = community(request).voted(user.id, [p.id for p in papers]) if user is not None and papers else set()
+    base = base_url(request)
+    out = []
+    for e in entries(request, papers, scores=scores):
+        p = e.paper
+        marks = (highlights or {}).get(p.id)
+        out.append(PaperOut(
+            id=p.id, url=base + paper_url(p.id), title=p.title, abstract=p.abstract, authors=p.authors,
+            categories=p.categories, submitted=p.submitted, updated=p.updated, version=p.version,
+            versions=[VersionOut(version=v.version, date=v.date) for v in p.versions], doi=p.doi,
+            journal_ref=p.journal_ref, author_comments=p.comments, license=p.license, links=p.links, extra=p.extra,
+            votes=e.votes, hf_upvotes=e.hf_upvotes, comment_count=e.comments, listed=e.listed,
+            submitter=e.submitter, voted=(p.id in voted) if user is not None else None, score=e.score,
+            highlights=Highlights(**marks) if marks is not None else None,
+        ))  # fmt: skip
+    return out
+
+
+def papers_of(request: Request, ids: Sequence[str]) -> list[Paper]:
+    """The stored papers of ``ids``, in that order (ids no longer stored are skipped)."""
+    found = store(request).get_many(ids) if ids else {}
+    return [found[i] for i in ids if i in found]
+
+
+def comment_out(c: Comment) -> CommentOut:
+    from papertide.web.markdown import render_markdown
+
+    return CommentOut(id=c.id, paper_id=c.paper_id, user=c.username, parent_id=c.parent_id, body=c.body,
+                      html=render_markdown(c.body), created=c.created, hidden=c.hidden)  # fmt: skip
+
+
+def collection_url(request: Request, collection_id: int) -> str:
+    return f"{base_url(request)}/api/collections/{collection_id}"
+
+
+def collection_out(request: Request, c: Collection) -> CollectionOut:
+    return CollectionOut(id=c.id, owner=c.username, name=c.name, description=c.description, public=c.public,
+                         created=c.created, size=c.size, url=collection_url(request, c.id))  # fmt: skip
+
+
+def visible_collection(request: Request, collection_id: int, user: User | None) -> Collection:
+    """A public collection, or the caller's own; 404 for anyone else's private one (its existence stays private)."""
+    c = community(request).collection(collection_id)
+    if c.public or (user is not None and user.id == c.user_id):
+        return c
+    raise HTTPException(404, f"no collection {collection_id}")
+
+
+def own_collection(request: Request, collection_id: int, user: User) -> Collection:
+    """The caller's own collection: 404 for others' private ones, 403 for others' public ones."""
+    c = visible_collection(request, collection_id, user)
+    if c.user_id != user.id:
+        raise HTTPException(403, f"collection {collection_id} is {c.username}'s: only its owner can change it")
+    return c
+
+
+def item_papers(request: Request, items: Sequence[CollectionItem], user: User | None) -> dict[str, PaperOut]:
+    """The papers of collection items by id; hidden papers are left out (but for admins)."""
+    hidden = set() if getattr(user, "role", None) == "admin" else community(request).hidden_papers()
+    papers = papers_of(request, [i.paper_id for i in items if i.paper_id not in hidden])
+    return {p.id: p for p in paper_outs(request, papers, user)}
