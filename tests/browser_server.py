@@ -1,4 +1,4 @@
-"""The real web app on a real port, and the browser to drive it, for the browser tests.
+"""What the browser tests stand on: the real web app on a real port, the browser, a watched page.
 
 :class:`LiveServer` runs ``papertide.web.create_app`` under uvicorn in a background
 thread on 127.0.0.1 (a socket bound to a free port first, so there is no race for the
@@ -6,12 +6,15 @@ port) and returns once the app answers. :func:`chromium_path` finds Debian's Chr
 (``apt-get install chromium``), which Playwright launches by its executable path:
 nothing is ever downloaded. :func:`unavailable` is how a missing browser is reported:
 a skip with the reason on a developer's machine, a failure in CI (``CI`` set), where
-``.ci/run`` installs Chromium and the browser tests must run.
+``.ci/run`` installs Chromium and the browser tests must run. :class:`Watched` is a
+Playwright page with what its console, its scripts and the CSP reported; :func:`feed_of`
+cuts a recorded arXiv API feed down to the one entry the API would answer for an id.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -23,6 +26,8 @@ import pytest
 import uvicorn
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
+ARXIV_FEEDS = Path(__file__).parent / "fixtures" / "arxiv_api"
+CSP_WORDS = ("Content Security Policy", "Refused to")  # how Chromium's console reports a blocked script or style
 START_TIMEOUT = 30.0  # seconds for the app to answer its first request
 
 
@@ -101,3 +106,40 @@ def free_dead_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/api/query"
+
+
+def feed_of(name: str, arxiv_id: str) -> str:
+    """A recorded arXiv API feed cut down to the entry of ``arxiv_id``, as the API answers ``id_list=arxiv_id``."""
+    feed = (ARXIV_FEEDS / name).read_text(encoding="utf-8")
+    entries = re.findall(r"\n  <entry>.*?</entry>", feed, flags=re.S)
+    for entry in entries:
+        if f"/abs/{arxiv_id}v" not in entry:
+            feed = feed.replace(entry, "")
+    assert feed.count("<entry>") == 1, arxiv_id
+    return re.sub(r"(<opensearch:totalResults[^>]*>)\d+", r"\g<1>1", feed)
+
+
+class Watched:
+    """A page and what its console and the CSP reported while the test drove it."""
+
+    def __init__(self, page, base: str) -> None:
+        self.page, self.base = page, base
+        self.console: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.console.append((m.type, m.text)))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # securitypolicyviolation events, recorded from the first byte of every document
+        page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                             " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")  # fmt: skip
+
+    def goto(self, path: str):
+        response = self.page.goto(self.base + path, wait_until="load")
+        assert response is not None and response.status == 200, (path, response and response.status)
+        return response
+
+    def csp_violations(self) -> list[str]:
+        reported = self.page.evaluate("window.__csp || []")
+        return reported + [text for _, text in self.console if any(w in text for w in CSP_WORDS)]
+
+    def pwned(self):
+        return self.page.evaluate("typeof window.__pwned === 'undefined' ? null : window.__pwned")

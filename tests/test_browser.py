@@ -1,26 +1,30 @@
 """The web app in a real browser: Playwright for Python driving Debian's Chromium.
 
-What only a browser shows: the pages' JavaScript (autocomplete, KaTeX) working under
-the strict CSP, hostile titles and comments staying inert text once a browser parses
-the page, and the pages as a person sees them (screenshots, kept as test artifacts in
-``PAPERTIDE_ARTIFACTS``, by default pytest's tmp dir). One app per module, served by
-uvicorn on a free loopback port, over the demo corpus listed on 2024-03-17 plus a few
-papers made for these tests (TeX titles, a ``<script>``/``onerror=`` title), indexed
-once. Chromium is launched by its executable path (``apt-get install chromium``);
-without it the tests are skipped with the reason, except in CI, where they fail.
+What only a browser shows: the pages' JavaScript (autocomplete, KaTeX, upvotes without
+a reload) working under the strict CSP; hostile titles and comments staying inert text
+once a browser parses the page; the community's forms end to end (sign up, log out, log
+in, upvote and undo, submit a paper fetched from a loopback arXiv API or kept while it is
+unreachable, save to collections, comment and reply); and the pages as a person sees
+them (screenshots, desktop and phone, kept in ``PAPERTIDE_ARTIFACTS``, by default
+pytest's tmp dir). One app per module, served by uvicorn on a free loopback port, over
+the demo corpus listed on 2024-03-17 plus a few papers made for these tests (TeX titles,
+a ``<script>``/``onerror=`` title), indexed once. Chromium is launched by its executable
+path (``apt-get install chromium``); without it the tests are skipped with the reason,
+except in CI, where they fail.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from browser_server import LiveServer, artifacts_dir, chromium_path, unavailable
+from browser_server import LiveServer, Watched, artifacts_dir, chromium_path, feed_of, free_dead_url, unavailable
+from loopback import LoopbackServer
 
-from papertide.config import load_config
+from papertide.config import load_config, replace
 from papertide.index import update_index
 from papertide.ingest import ingest_demo, ingest_files
 from papertide.store import open_store
@@ -43,7 +47,9 @@ EXTRA = [
 ]
 MAIN_PAGES = {"daily": f"/papers/{DEMO_DAY}", "paper": f"/paper/{TEX_ID}", "trending": "/trending",
               "search": '/search?q="language+models"'}  # fmt: skip
-CSP_WORDS = ("Content Security Policy", "Refused to")
+API_PATH = "/api/query"
+PASSWORD = "correct horse battery staple"
+SUBMITTED_ID = "hep-th/9901001"  # in the recorded feed tests/fixtures/arxiv_api/id_list.xml
 PHONE = {"width": 390, "height": 844}
 WIDER_THAN_SCREEN = """() => {
   const width = document.documentElement.clientWidth;
@@ -76,7 +82,16 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def web_config(browser, request, tmp_path_factory):
+def arxiv():
+    """A stand-in for the arXiv API on loopback, serving a real Atom feed of the API's."""
+    server = LoopbackServer()
+    server.always(API_PATH, feed_of("id_list.xml", SUBMITTED_ID), headers={"Content-Type": "application/atom+xml"})
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def web_config(browser, arxiv, request, tmp_path_factory):
     """A home with the demo corpus and this module's papers, listed on the demo day and indexed.
 
     The session's demo embeddings are asked for only once a browser is there (a skipped
@@ -86,7 +101,8 @@ def web_config(browser, request, tmp_path_factory):
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(demo_embeddings, home / "embeddings")
     shutil.copytree(demo_embeddings.parent / "models", home / "models")
-    cfg = load_config(home, env={}, arxiv_interval=0, retries=0, backoff=0.01, timeout=5)
+    cfg = load_config(home, env={}, arxiv_api_url=arxiv.url + API_PATH, arxiv_interval=0, retries=0, backoff=0.01,
+                      timeout=5)  # fmt: skip
     extra = home.parent / "extra.jsonl"
     extra.write_text("\n".join(json.dumps(d) for d in EXTRA) + "\n")
     with open_store(cfg) as store:
@@ -112,32 +128,6 @@ def live(web_config):
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
     return artifacts_dir(tmp_path_factory.mktemp("screenshots"))
-
-
-class Watched:
-    """A page and what its console and the CSP reported while the test drove it."""
-
-    def __init__(self, page, base: str) -> None:
-        self.page, self.base = page, base
-        self.console: list[tuple[str, str]] = []
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.console.append((m.type, m.text)))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        # securitypolicyviolation events, recorded from the first byte of every document
-        page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
-                             " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")  # fmt: skip
-
-    def goto(self, path: str):
-        response = self.page.goto(self.base + path, wait_until="load")
-        assert response is not None and response.status == 200, (path, response and response.status)
-        return response
-
-    def csp_violations(self) -> list[str]:
-        reported = self.page.evaluate("window.__csp || []")
-        return reported + [text for _, text in self.console if any(w in text for w in CSP_WORDS)]
-
-    def pwned(self):
-        return self.page.evaluate("typeof window.__pwned === 'undefined' ? null : window.__pwned")
 
 
 @pytest.fixture
@@ -257,7 +247,7 @@ def test_main_pages_load_without_csp_violations_and_are_kept_as_screenshots(web,
     for name, path in MAIN_PAGES.items():
         web.goto(path)
         page.locator("main").wait_for()
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=name != "daily")  # 46 papers: the top is enough
     assert web.csp_violations() == []
     assert web.errors == []
     noisy = [(t, text) for t, text in web.console if t in ("error", "warning") and "KaTeX" not in text]
@@ -280,3 +270,181 @@ def test_pages_fit_a_phone_screen(browser, live, shots, name):
         assert page.evaluate(WIDER_THAN_SCREEN) == []
     finally:
         context.close()
+
+
+# --------------------------------------------------------------- community
+
+
+def sign_up(page, base: str, username: str) -> None:
+    page.goto(base + "/signup")
+    form = page.locator("form[action='/signup']")
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("input[name=password2]").fill(PASSWORD)
+    form.get_by_role("button", name="Sign up").click()
+    page.locator("header .who").wait_for()
+
+
+@pytest.fixture(scope="module")
+def member_state(browser, live) -> dict:
+    """The cookies of a member who signed up through the form (contexts start logged in with them)."""
+    context = browser.new_context()
+    try:
+        sign_up(context.new_page(), live.url, "dora")
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def member(browser, live, member_state):
+    context = browser.new_context(storage_state=member_state, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    watched = Watched(context.new_page(), live.url)
+    yield watched
+    context.close()
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def vote_count(page) -> int:
+    return int(page.locator(".votes.big .n").inner_text())
+
+
+def test_sign_up_log_out_and_log_in(web):
+    page = web.page
+    web.goto("/")
+    page.locator("header").get_by_role("link", name="Sign up").click()
+    page.wait_for_url("**/signup*")
+    sign_up(page, web.base, "carol")
+    assert page.locator("header .who").inner_text() == "carol"
+    assert page.evaluate("document.cookie") == ""  # the session cookie is HttpOnly: no script can read it
+    session = [c for c in page.context.cookies() if c["httpOnly"] and c["sameSite"] == "Lax"]
+    assert session and not any(c["secure"] for c in session)  # plain http on loopback
+    page.locator("header").get_by_role("button", name="Log out").click()
+    page.locator("header").get_by_role("link", name="Log in").wait_for()
+    assert page.locator("header .who").count() == 0
+    page.locator("header").get_by_role("link", name="Log in").click()
+    form = page.locator("form[action='/login']")
+    form.locator("input[name=username]").fill("carol")
+    form.locator("input[name=password]").fill("not the password")
+    form.get_by_role("button", name="Log in").click()
+    assert page.locator(".form-error").is_visible() and page.locator("header .who").count() == 0
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.get_by_role("button", name="Log in").click()
+    assert page.locator("header .who").inner_text() == "carol"
+    assert web.errors == [] and web.csp_violations() == []
+
+
+def test_upvote_counts_up_and_undo_counts_down(member):
+    page, pid = member.page, demo_paper_ids()[10]
+    member.goto(f"/paper/{pid}")
+    before = vote_count(page)
+    button = page.locator("form.vote button")
+    with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/vote")) as answer:
+        button.click()
+    assert answer.value.json() == {"votes": before + 1, "voted": True}
+    assert vote_count(page) == before + 1 and button.get_attribute("aria-pressed") == "true"
+    page.reload()
+    assert vote_count(page) == before + 1 and button.inner_text() == "Upvoted ✓"  # it was stored
+    member.goto(f"/papers/{DEMO_DAY}")
+    entry = page.locator("article.entry", has=page.locator(f'h2.title a[href="/paper/{pid}"]'))
+    assert entry.locator(".votes .n").inner_text() == str(before + 1)
+    member.goto(f"/paper/{pid}")
+    with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/unvote")):
+        button.click()
+    assert vote_count(page) == before and button.get_attribute("aria-pressed") == "false"
+    page.reload()
+    assert vote_count(page) == before and button.inner_text() == "▲ Upvote"
+    assert member.errors == [] and member.csp_violations() == []
+
+
+def test_submit_a_paper_by_arxiv_url_fetched_from_the_arxiv_api(member, arxiv):
+    page = member.page
+    member.goto("/submit")
+    page.locator("form[action='/submit'] input[name=paper]").fill(f"https://arxiv.org/abs/{SUBMITTED_ID}v2")
+    page.locator("form[action='/submit']").get_by_role("button", name="Submit").click()
+    done = page.locator(".form-done")
+    assert f"is listed on {today()}" in done.inner_text()
+    assert [r.query.get("id_list") for r in arxiv.requests] == [SUBMITTED_ID]
+    done.get_by_role("link", name=SUBMITTED_ID).click()
+    assert page.locator("h1").inner_text() == "Boundary States and Open String Amplitudes in Curved Backgrounds"
+    member.goto(f"/papers/{today()}")
+    entry = page.locator("article.entry", has=page.locator(f'h2.title a[href="/paper/{SUBMITTED_ID}"]'))
+    assert "submitted by dora" in entry.inner_text()
+    assert member.errors == [] and member.csp_violations() == []
+
+
+def test_a_submission_made_while_arxiv_is_unreachable_is_kept(browser, web_config, member_state):
+    with LiveServer(create_app(replace(web_config, arxiv_api_url=free_dead_url()))) as offline:
+        context = browser.new_context(storage_state=member_state)  # cookies are per host, not per port
+        try:
+            page = context.new_page()
+            page.goto(offline.url + "/submit")
+            page.locator("form[action='/submit'] input[name=paper]").fill("2405.00001")
+            page.locator("form[action='/submit']").get_by_role("button", name="Submit").click()
+            pending = page.locator(".form-pending")
+            assert "kept and will be completed later" in pending.inner_text()
+            mine = page.locator("section.submit li", has_text="2405.00001")
+            assert "pending" in mine.inner_text()
+        finally:
+            context.close()
+
+
+def test_save_papers_to_a_new_and_then_an_existing_collection(member, browser, live):
+    page = member.page
+    first, second = demo_paper_ids()[12], demo_paper_ids()[13]
+    member.goto(f"/paper/{first}")
+    page.locator("details.tools summary").click()
+    form = page.locator("form[action='/collections/save']")
+    form.locator("select[name=collection_id]").select_option("new")
+    form.locator("input[name=new_name]").fill("Reading list")
+    form.locator("input[name=note]").fill("read on the train")
+    form.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+    member.goto(f"/paper/{second}")
+    page.locator("details.tools summary").click()
+    form.locator("select[name=collection_id]").select_option(label="Reading list (private)")
+    form.get_by_role("button", name="Save").click()
+    page.wait_for_load_state()
+    member.goto("/collections")
+    page.get_by_role("link", name="Reading list").click()
+    page.wait_for_url("**/collection/*")
+    assert "Private collection by dora · 2 papers" in page.locator("h1").inner_text()
+    assert page.locator("h2.title a").evaluate_all("els => els.map(a => a.getAttribute('href'))") == [
+        f"/paper/{first}", f"/paper/{second}"]
+    assert page.get_by_label(f"Note on {first}").input_value() == "read on the train"
+    stranger = browser.new_context()
+    try:
+        assert stranger.new_page().goto(page.url).status == 404  # private: not even its existence shows
+    finally:
+        stranger.close()
+    assert member.errors == [] and member.csp_violations() == []
+
+
+def test_comments_made_of_markup_render_inert(member):
+    page, pid = member.page, demo_paper_ids()[14]
+    payload = ("Nice <script>window.__pwned=5</script> <img src=x onerror=\"window.__pwned=6\"> "
+               "[click](javascript:window.__pwned=7) **bold**")  # fmt: skip
+    member.goto(f"/paper/{pid}")
+    page.locator("form.comment-form textarea[name=body]").fill(payload)
+    page.locator("form.comment-form").get_by_role("button", name="Comment").click()
+    comment = page.locator("#comments .comment").last
+    comment.wait_for()
+    body = comment.locator(".body")
+    assert "<script>window.__pwned=5</script>" in body.inner_text()  # shown as the text it is
+    assert body.locator("strong").inner_text() == "bold"
+    comment.locator("details.reply-box summary").click()
+    comment.locator("textarea[name=body]").fill('<svg onload="window.__pwned=8"></svg> a reply')
+    comment.get_by_role("button", name="Reply").click()
+    reply = page.locator("#comments .comment.reply").last
+    reply.wait_for()
+    assert "a reply" in reply.inner_text()
+    comments = page.locator("#comments")
+    assert comments.locator("script, img, svg, [onerror], [onload], a[href^='javascript']").count() == 0
+    assert member.pwned() is None
+    page.reload()
+    assert member.pwned() is None
+    assert member.errors == [] and member.csp_violations() == []
