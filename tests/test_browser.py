@@ -256,11 +256,7 @@ def test_main_pages_load_without_csp_violations_and_are_kept_as_screenshots(web,
         assert (shots / f"{name}.png").stat().st_size > 10_000, name
 
 
-LONG_WORD_TITLES = pytest.mark.xfail(strict=True, reason="a title with a long unbreakable word (the <script> title) "
-                                     "is wider than a phone: h2.title needs `overflow-wrap: anywhere` in app.css")
-
-
-@pytest.mark.parametrize("name", [pytest.param("daily", marks=LONG_WORD_TITLES), "paper", "search", "trending"])
+@pytest.mark.parametrize("name", ["daily", "paper", "search", "trending"])
 def test_pages_fit_a_phone_screen(browser, live, shots, name):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
