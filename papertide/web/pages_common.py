@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Sequence
 from urllib.parse import quote
 
@@ -106,7 +107,13 @@ def word_spans(text: str, tokens: set[str]) -> list[tuple[int, int]]:
     """Spans of the words of ``text`` whose search tokens meet ``tokens`` (the query's)."""
     if not tokens:
         return []
-    return [m.span() for m in _WORD.finditer(text) if tokens.intersection(tokenize(m.group()))]
+    return [m.span() for m in _WORD.finditer(text) if not tokens.isdisjoint(_word_tokens(m.group()))]
+
+
+@lru_cache(maxsize=65_536)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """The search tokens of one word (memoised: a result page asks for thousands)."""
+    return tuple(tokenize(word))
 
 
 def query_tokens(words: Sequence[str]) -> set[str]:
