@@ -580,3 +580,55 @@ def test_swagger_ui_renders_under_the_csp_in_chromium(api_home):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_concurrent_votes_over_http_are_never_lost_or_doubled(api_home, config):
+    """24 clients on their own connections vote at once through the real server: exact counts."""
+    import threading
+
+    import httpx
+    from browser_server import LiveServer
+
+    config.home.mkdir(parents=True, exist_ok=True)
+    for f in api_home["pristine"].iterdir():
+        shutil.copy2(f, config.home / f.name)
+    paper = demo_paper_ids()[5]
+    tokens = []
+    with open_store(config) as store:
+        before = store.community.votes([paper]).get(paper, 0)
+        for i in range(24):
+            user = store.community.create_user(f"voter{i}", "", hash_password("a long password"))
+            tokens.append(f"voter-token-{i:04d}-0123456789")
+            store.community.create_api_token(user.id, "t", token_hash(tokens[-1]))
+    server = LiveServer(create_app(config))
+    start = threading.Barrier(len(tokens))
+    failures: list[str] = []
+
+    def voter(i: int, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
+            start.wait()
+            steps = ["POST", "POST"] + (["DELETE", "POST", "DELETE"] if i % 3 == 0 else [])
+            for method in steps:  # every third voter ends with no vote
+                r = c.request(method, f"/api/papers/{paper}/vote")
+                if r.status_code != 200:
+                    failures.append(f"{i} {method} {r.status_code} {r.text[:100]}")
+
+    try:
+        threads = [threading.Thread(target=voter, args=(i, t)) for i, t in enumerate(tokens)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = httpx.get(f"{server.url}/api/papers/{paper}").json()
+    finally:
+        server.close()
+    assert failures == []
+    expected = before + sum(1 for i in range(24) if i % 3)
+    assert final["votes"] == expected
+    with open_store(config) as store:
+        assert store.community.votes([paper])[paper] == expected
+        voted = {f"voter{i}" for i in range(24)} - {f"voter{i}" for i in range(0, 24, 3)}
+        for i in range(24):
+            user = store.community.user_by_name(f"voter{i}")
+            assert (paper in store.community.voted(user.id, [paper])) == (f"voter{i}" in voted)
