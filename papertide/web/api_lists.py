@@ -10,7 +10,6 @@ returns ids (and scores) only; turning them into records is the caller's.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -20,7 +19,8 @@ from papertide.errors import NotFoundError
 from papertide.popularity import lookback_start, rank_trending
 from papertide.query import Query, QueryError, parse_query
 from papertide.rank import search
-from papertide.web.pages import TIME_FORMAT, TRENDING_CANDIDATES, latest_day, period_ids, today
+from papertide.web.pages import (TIME_FORMAT, TRENDING_CANDIDATES, day_of, latest_day, month_of, period_ids, today,
+                                  week_of)
 from papertide.web.pages_common import community, engines, rank_by_votes, store
 from papertide.web.pages_search import full_query
 
@@ -42,29 +42,21 @@ def _bad(message: str) -> HTTPException:
 
 
 def parse_day(text: str) -> date:
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            pass
-    raise _bad(f"day: {text[:40]!r} is not a day; write YYYY-MM-DD, like 2024-03-17")
+    if (d := day_of(text)) is None:
+        raise _bad(f"day: {text[:40]!r} is not a day; write YYYY-MM-DD, like 2024-03-17")
+    return d
 
 
 def parse_week(text: str) -> date:
-    m = re.fullmatch(r"(\d{4})-W(\d{2})", text)
-    if m:
-        try:
-            return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-        except ValueError:
-            pass
-    raise _bad(f"week: {text[:40]!r} is not an ISO week; write YYYY-Www, like 2024-W11")
+    if (d := week_of(text)) is None:
+        raise _bad(f"week: {text[:40]!r} is not an ISO week; write YYYY-Www, like 2024-W11")
+    return d
 
 
 def parse_month(text: str) -> date:
-    m = re.fullmatch(r"(\d{4})-(\d{2})", text)
-    if m and 1 <= int(m.group(2)) <= 12 and int(m.group(1)) >= 1:
-        return date(int(m.group(1)), int(m.group(2)), 1)
-    raise _bad(f"month: {text[:40]!r} is not a month; write YYYY-MM, like 2024-03")
+    if (d := month_of(text)) is None:
+        raise _bad(f"month: {text[:40]!r} is not a month; write YYYY-MM, like 2024-03")
+    return d
 
 
 def period(request: Request, day: str | None, week: str | None, month: str | None) -> Period:

@@ -41,30 +41,51 @@ def today() -> date:
 # ------------------------------------------------------------------ periods
 
 
-def _day(text: str) -> date:
+def day_of(text: str) -> date | None:
+    """``YYYY-MM-DD`` as a date, None when it is not one."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         try:
             return date.fromisoformat(text)
         except ValueError:
             pass
-    raise HTTPException(404, f"{text!r} is not a day: daily pages are /papers/YYYY-MM-DD, like /papers/2024-03-17.")
+    return None
 
 
-def _week(text: str) -> date:
+def week_of(text: str) -> date | None:
+    """The Monday of ISO week ``YYYY-Www``, None when it is not one."""
     m = re.fullmatch(r"(\d{4})-W(\d{2})", text)
     if m:
         try:
             return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
         except ValueError:
             pass
-    raise HTTPException(404, f"{text!r} is not a week: weekly pages are /papers/week/YYYY-Www, like 2024-W11.")
+    return None
 
 
-def _month(text: str) -> date:
+def month_of(text: str) -> date | None:
+    """The first day of month ``YYYY-MM``, None when it is not one."""
     m = re.fullmatch(r"(\d{4})-(\d{2})", text)
     if m and 1 <= int(m.group(2)) <= 12 and int(m.group(1)) >= 1:
         return date(int(m.group(1)), int(m.group(2)), 1)
-    raise HTTPException(404, f"{text!r} is not a month: monthly pages are /papers/month/YYYY-MM, like 2024-03.")
+    return None
+
+
+def _day(text: str) -> date:
+    if (d := day_of(text)) is None:
+        raise HTTPException(404, f"{text!r} is not a day: daily pages are /papers/YYYY-MM-DD, like /papers/2024-03-17.")
+    return d
+
+
+def _week(text: str) -> date:
+    if (d := week_of(text)) is None:
+        raise HTTPException(404, f"{text!r} is not a week: weekly pages are /papers/week/YYYY-Www, like 2024-W11.")
+    return d
+
+
+def _month(text: str) -> date:
+    if (d := month_of(text)) is None:
+        raise HTTPException(404, f"{text!r} is not a month: monthly pages are /papers/month/YYYY-MM, like 2024-03.")
+    return d
 
 
 def week_label(d: date) -> str:
