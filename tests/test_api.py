@@ -14,6 +14,7 @@ import re
 import shutil
 
 import pytest
+from web_corpus import EXTRA, HOSTILE, SCRIPT_COMMENT, XSS_TITLE
 from fastapi.testclient import TestClient
 
 from papertide.config import load_config
@@ -24,20 +25,10 @@ from papertide.web import create_app
 from papertide.web.auth import SESSION_COOKIE, hash_password, new_csrf, session_expires, token_hash
 from papertide.web.demo import DEMO_DAY, demo_paper_ids, list_demo_papers
 
-XSS_TITLE = "Scaling laws for language models <script>alert(1)</script>"
-EXTRA = [
-    {"id": "2403.01234", "title": XSS_TITLE, "authors": ["Ada Lovelace", "Alan Turing"], "categories": ["cs.CL"],
-     "submitted": "2024-03-15", "abstract": "We fit scaling laws for large language models in $O(n \\log n)$ time "
-     "and show how language models grow.", "links": {"code": "https://github.com/example/scaling"}},
-    {"id": "2402.05678", "title": "Retrieval with large language models", "authors": ["Ada Lovelace"],
-     "categories": ["cs.IR"], "submitted": "2024-02-10", "abstract": "Large language models read retrieved text."},
-    {"id": "2312.09999", "title": "Large language models for scientific discovery", "authors": ["Grace Hopper"],
-     "categories": ["cs.CL"], "submitted": "2023-12-05", "abstract": "Language models propose experiments."},
-]
 HIDDEN = "2312.09999"
-SCRIPT_COMMENT = "Nice! <script>alert('c')</script> <img src=x onerror=alert(2)> **bold**"
-HOSTILE = ('"unbalanced', "x" * 10_000, "nope:field words", "'; DROP TABLE papers; --", "a\x00b\x07c", "NEAR(a b)",
-           "since:2024-99 until:yesterday", "author:", "cat:cs.*,,,", "\u202eevil", "((((", "-", "😀" * 500)
+HOSTILE = HOSTILE + (  # the page tests' queries, and more
+    "since:2024-99 until:yesterday", "author:", "cat:cs.*,,,", "\u202eevil", "((((", "-", "😀" * 500,
+)
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789", "carol": "carol-admin-token-0123"}
 
 
