@@ -42,6 +42,13 @@ class Config:
     embed_model: str = ""  # "" = packaged all-MiniLM-L6-v2; else a model directory or cached HF name
     embed_precision: str = "int8"  # int8 | fp32
     embed_max_tokens: int = 128  # 0 = the model's own limit
+    # Digests (issue 6). Links in mail point at base_url; the SMTP server comes from
+    # PAPERTIDE_SMTP_URL, e.g. smtp://user:pass@host:587?starttls=1 or smtps://host:465.
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_url: str = ""  # "" = no mail is sent (digest send refuses, preview works)
+    mail_from: str = ""  # "" = papertide@<the base_url's host>
+    mail_rate: float = 10.0  # messages per second at most, per run
+    mail_max_per_run: int = 0  # 0 = no cap; else a run stops after this many messages
 
     @property
     def db_path(self) -> Path:
