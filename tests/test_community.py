@@ -73,7 +73,7 @@ def test_m001_only_database_is_upgraded_on_open(config, monkeypatch):
     monkeypatch.undo()
     s = SQLiteStore(config.db_path)
     try:
-        assert s.applied_migrations() == ["m001_initial", "m002_community"]
+        assert s.applied_migrations() == sorted(m.__name__ for m in MIGRATIONS)
         assert s.get(P1).title == f"Paper {P1}"
         u = s.community.create_user("carol", "c@x.org", "h")
         assert s.community.vote(u.id, P1) == 1
@@ -261,6 +261,50 @@ def test_vote_times_and_top_voted(c, store):
         c.top_voted(None, None, -1, 0)
     with pytest.raises(ValueError):
         c.vote_times([P1], "last week")
+
+
+def test_user_votes_newest_first_without_deleted_papers(c, store, alice, bob):
+    assert c.user_votes(alice.id) == []
+    for pid in (P2, P1, P3):
+        c.vote(alice.id, pid)
+        tick()
+    c.vote(bob.id, P1)
+    votes = c.user_votes(alice.id)
+    assert [pid for pid, _ in votes] == [P3, P1, P2]
+    assert all(at.endswith("Z") for _, at in votes) and votes[0][1] > votes[1][1] > votes[2][1]
+    c.unvote(alice.id, P1)
+    store.write(Batch(deleted=[P3]))
+    assert c.user_votes(alice.id) == [votes[2]]
+    assert [pid for pid, _ in c.user_votes(bob.id)] == [P1]
+    assert c.user_votes(999) == []
+    with pytest.raises(ValueError, match="user id"):
+        c.user_votes("1")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- not relevant
+
+
+def test_not_relevant_marks(c, store, alice, bob):
+    assert c.not_relevant(alice.id) == set()
+    c.mark_not_relevant(alice.id, P1)
+    c.mark_not_relevant(alice.id, P1)  # idempotent
+    c.mark_not_relevant(alice.id, P2)
+    c.mark_not_relevant(bob.id, P3)
+    assert c.not_relevant(alice.id) == {P1, P2} and c.not_relevant(bob.id) == {P3}
+    c.unmark_not_relevant(alice.id, P1)
+    c.unmark_not_relevant(alice.id, P3)  # not marked: no-op
+    assert c.not_relevant(alice.id) == {P2}
+    store.write(Batch(deleted=[P2]))
+    assert c.not_relevant(alice.id) == {P2}  # the mark outlives the paper
+    with pytest.raises(NotFoundError):
+        c.mark_not_relevant(alice.id, P2)  # deleted
+    with pytest.raises(NotFoundError):
+        c.mark_not_relevant(alice.id, "2403.99999")
+    with pytest.raises(NotFoundError):
+        c.mark_not_relevant(999, P1)
+    with pytest.raises(ValueError, match="paper id"):
+        c.unmark_not_relevant(alice.id, "")
+    assert c.not_relevant(bob.id) == {P3} and c.votes([P3]) == {P3: 0}  # a mark is not a vote
 
 
 # -------------------------------------------------------------------- daily listing

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Literal
 from papertide.paper import Paper, merge
 from papertide.sources import Checkpoint, Signal
 from papertide.store.community import Community
+from papertide.store.mailing import Mailing
 from papertide.store.rows import row_to_paper
 
 
@@ -165,6 +166,12 @@ class Store(ABC):
     def community(self) -> Community:
         """Accounts, sessions, votes, listings, comments, collections, submissions and
         moderation, kept in the same database (see :mod:`papertide.store.community`)."""
+
+    @property
+    @abstractmethod
+    def mailing(self) -> Mailing:
+        """Digest subscriptions, their send log and delivery failures, kept in the same
+        database (see :mod:`papertide.store.mailing`)."""
 
     # -- lifecycle ---------------------------------------------------------------
     @abstractmethod

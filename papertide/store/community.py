@@ -347,11 +347,30 @@ class Community(ABC):
         (every given paper is a key), for time-decayed trending."""
 
     @abstractmethod
+    def user_votes(self, user_id: int) -> list[tuple[str, str]]:
+        """(paper_id, time of the vote) of every live paper the user has upvoted, newest
+        first (ties by paper id): what "for you" recommendations learn from."""
+
+    @abstractmethod
     def top_voted(
         self, since: str | None, until: str | None, limit: int = 50, offset: int = 0, *, include_hidden: bool = False
     ) -> list[tuple[str, int]]:
         """Papers by the number of votes cast in ``[since, until)`` (open ends when None),
         most first, ties by paper id; deleted papers never, hidden ones only if asked."""
+
+    # -- "not relevant" marks -----------------------------------------------------------
+    @abstractmethod
+    def mark_not_relevant(self, user_id: int, paper_id: str) -> None:
+        """Note that a paper is not relevant to a user (idempotent); recommendations learn
+        from it as a negative example. The paper must be in the store."""
+
+    @abstractmethod
+    def unmark_not_relevant(self, user_id: int, paper_id: str) -> None:
+        """Take the mark back (no-op when there is none)."""
+
+    @abstractmethod
+    def not_relevant(self, user_id: int) -> set[str]:
+        """The papers the user marked not relevant (deleted ones included)."""
 
     # -- daily listing -----------------------------------------------------------------
     @abstractmethod

@@ -297,6 +297,13 @@ class SQLiteCommunity(Community):
                 out[pid].append(created)
         return out
 
+    def user_votes(self, user_id: int) -> list[tuple[str, str]]:
+        sql = (
+            "SELECT v.paper_id, v.created FROM votes v JOIN papers p ON p.id = v.paper_id "
+            "WHERE v.user_id = ? AND p.deleted = 0 ORDER BY v.created DESC, v.paper_id"
+        )
+        return [(pid, at) for pid, at in self._all(sql, (check_id(user_id, "a user id"),))]
+
     def top_voted(
         self, since: str | None, until: str | None, limit: int = 50, offset: int = 0, *, include_hidden: bool = False
     ) -> list[tuple[str, int]]:
@@ -314,6 +321,22 @@ class SQLiteCommunity(Community):
             f"WHERE {' AND '.join(where)} GROUP BY v.paper_id ORDER BY n DESC, v.paper_id LIMIT ? OFFSET ?"
         )
         return [(pid, n) for pid, n in self._all(sql, [*params, *check_page(limit, offset)])]
+
+    # ---------------------------------------------------------- "not relevant"
+    def mark_not_relevant(self, user_id: int, paper_id: str) -> None:
+        with self._tx() as db:
+            uid = self._existing(db, "users", "user", user_id)
+            row = dict(user_id=uid, paper_id=self._live_paper(db, paper_id), created=now_iso())
+            self._insert(db, "not_relevant", row, "ON CONFLICT (user_id, paper_id) DO NOTHING")
+
+    def unmark_not_relevant(self, user_id: int, paper_id: str) -> None:
+        uid, pid = check_id(user_id, "a user id"), check_paper_id(paper_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM not_relevant WHERE user_id = ? AND paper_id = ?", (uid, pid))
+
+    def not_relevant(self, user_id: int) -> set[str]:
+        sql = "SELECT paper_id FROM not_relevant WHERE user_id = ?"
+        return {r[0] for r in self._all(sql, (check_id(user_id, "a user id"),))}
 
     # ------------------------------------------------------------- daily listing
     def list_paper(self, paper_id: str, day: str, submitted_by: int | None = None) -> None:

@@ -227,3 +227,67 @@ def m002_community(db: Executor, dialect: str) -> None:
         )
         """,
     )
+
+
+@migration
+def m003_mailing(db: Executor, dialect: str) -> None:
+    """Digest subscriptions, their send log and delivery failures (see ``store/mailing.py``),
+    and the papers a user marked "not relevant" (recommendations learn from them)."""
+    _run(
+        db,
+        dialect,
+        """
+        CREATE TABLE subscriptions (
+            id {id_pk},
+            email TEXT NOT NULL,              -- as given
+            email_key TEXT NOT NULL UNIQUE,   -- lowercased: one subscription per address in any case
+            user_id BIGINT REFERENCES users (id) ON DELETE SET NULL,
+            every TEXT NOT NULL,              -- 'day' or 'week'
+            trending INTEGER NOT NULL DEFAULT 0,
+            categories TEXT NOT NULL,         -- JSON list of arXiv categories or archives
+            searches TEXT NOT NULL,           -- JSON list of saved queries
+            for_you INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,             -- 'pending', 'active', 'paused' or 'unsubscribed'
+            reason TEXT NOT NULL,             -- why it is paused or unsubscribed
+            created TEXT NOT NULL,
+            confirmed TEXT,
+            confirm_sent TEXT
+        );
+        -- due(): the active subscriptions of one frequency, walked in id order
+        CREATE INDEX subscriptions_due ON subscriptions (status, every, id);
+        CREATE INDEX subscriptions_user ON subscriptions (user_id);
+
+        -- One row per subscription and period: written 'sending' before the hand-off to
+        -- SMTP and finished after it: the primary key makes a claim exclusive.
+        CREATE TABLE send_log (
+            subscription_id BIGINT NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+            period TEXT NOT NULL,             -- '2026-11-25' or '2026-W48'
+            state TEXT NOT NULL,              -- 'sending', 'sent', 'empty', 'deferred' or 'failed'
+            message_id TEXT NOT NULL,         -- kept across retries
+            attempts INTEGER NOT NULL,
+            started TEXT NOT NULL,            -- when the latest claim was taken
+            finished TEXT,
+            detail TEXT NOT NULL,             -- the SMTP reply or error of the last attempt
+            PRIMARY KEY (subscription_id, period)
+        ) {without_rowid};
+        CREATE INDEX send_log_period ON send_log (period, started);
+        CREATE INDEX send_log_started ON send_log (started);
+
+        CREATE TABLE mail_events (
+            id {id_pk},
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL,          -- lowercased
+            kind TEXT NOT NULL,               -- 'bounce', 'failure' or 'complaint'
+            detail TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX mail_events_email ON mail_events (email_key, id);
+
+        CREATE TABLE not_relevant (
+            user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            paper_id TEXT NOT NULL REFERENCES papers (id),
+            created TEXT NOT NULL,
+            PRIMARY KEY (user_id, paper_id)
+        ) {without_rowid}
+        """,
+    )

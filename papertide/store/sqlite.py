@@ -21,6 +21,7 @@ from papertide.paper import Paper, title_key
 from papertide.sources import Signal
 from papertide.store.base import Batch, Change, SortOrder, Store, WriteResult, merge_duplicates, plan_upserts
 from papertide.store.community_sqlite import SQLiteCommunity
+from papertide.store.mailing_sqlite import SQLiteMailing
 from papertide.store.migrations import MIGRATIONS
 from papertide.store.rows import (
     PAPER_COLUMNS,
@@ -61,11 +62,18 @@ class SQLiteStore(Store):
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the store at {self.path}: {e}") from None
         self._community = SQLiteCommunity(self.db, self._transaction, self._lock)
+        self._mailing = SQLiteMailing(self.db, self._transaction, self._lock)
 
     @property
     def community(self) -> SQLiteCommunity:
         """The community data in this database, sharing this store's connection and lock."""
         return self._community
+
+    @property
+    def mailing(self) -> SQLiteMailing:
+        """Digest subscriptions, send log and mail events in this database, sharing this
+        store's connection and lock."""
+        return self._mailing
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
