@@ -1,7 +1,8 @@
 """Requests per second and p50/p99 latency of the web app's main pages under load.
 
-The real server — ``papertide serve --no-index``, uvicorn, one worker process, on
-127.0.0.1 — is started in its own process and loaded from this one over loopback by
+The real server — ``papertide serve --no-index``, uvicorn, one worker process (or
+``--workers 1,2``: each count in turn, through the app factory), on 127.0.0.1 — is
+started in its own process and loaded from this one over loopback by
 ``wrk`` (one thread, a fixed number of keep-alive connections, bench/web_bench.lua
 rotating the paths) or, when wrk is not installed, by a bounded asyncio+httpx client.
 Endpoints: the daily page (``/``), paper pages (``/paper/{id}``, rotated over 20
@@ -9,7 +10,8 @@ papers), the search page (``/search?q=…``, rotated over a few queries, default
 mode) and the JSON search (``/api/search?q=…``) when the app has it. Each is warmed
 up, then measured for a fixed time at each concurrency (1 = latency, 16 = throughput
 by default). Every non-2xx response and socket error is counted in the table, next to
-the server process's CPU use (100% = one core: one worker is bound by the GIL).
+the server's CPU use, all its processes together (100% = one core: one worker is bound
+by the GIL; the load generator shares the same two cores).
 
 Corpora:
 - ``demo``: the 43 demo papers listed on 2024-03-17, indexed with the real embedder;
@@ -27,7 +29,7 @@ Built homes are cached under $BENCH_TMP (else the system temp dir) in
 (``--rebuild`` starts over).
 
     python bench/web_bench.py [--corpora demo,synthetic] [--papers 100000] [--seconds 8]
-                              [--concurrency 1,16] [--client auto|wrk|python]
+                              [--concurrency 1,16] [--workers 1,2] [--client auto|wrk|python]
 """
 
 from __future__ import annotations
@@ -184,13 +186,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(home: Path):
+def server(home: Path, workers: int = 1):
     """``papertide serve --no-index`` on a free loopback port: yields (base url, pid, log path)."""
     port = free_port()
     log_path = home / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")}
     cmd = [sys.executable, "-m", "papertide", "--home", str(home), "serve", "--no-index", "--host", "127.0.0.1",
-           "--port", str(port)]  # fmt: skip
+           "--port", str(port), "--workers", str(workers), "--retry-submissions", "0"]  # fmt: skip
     with open(log_path, "w") as log:
         # uvicorn writes its access log to stdout (dropped) and errors to stderr (kept)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
@@ -233,8 +235,22 @@ def settle(pid: int, limit: float = 30) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the process and of its live descendants (the worker processes)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, (ppid, _) in stats.items() if ppid == parent and p not in tree]
+        tree.update(kids)
+        todo += kids
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------ clients
@@ -331,9 +347,9 @@ def check_paths(base: str, paths: list[str]) -> list[str]:
     return bad
 
 
-def bench_corpus(corpus: str, home: Path, info: dict, args, load) -> list[tuple]:
+def bench_corpus(corpus: str, home: Path, info: dict, args, load, workers: int) -> list[tuple]:
     rows = []
-    with server(home) as (base, pid, log_path):
+    with server(home, workers) as (base, pid, log_path):
         for name, paths in endpoints(base, info).items():
             for problem in check_paths(base, paths):
                 print(f"  warm-up: {problem}", flush=True)
@@ -343,7 +359,7 @@ def bench_corpus(corpus: str, home: Path, info: dict, args, load) -> list[tuple]
                 cpu = cpu_seconds(pid)
                 r = load(base, paths, c, args.seconds)
                 cpu_share = (cpu_seconds(pid) - cpu) / r.seconds * 100
-                rows.append((corpus, name, c, r, cpu_share))
+                rows.append((corpus, name, workers, c, r, cpu_share))
                 print(row_text(rows[-1]), flush=True)
         problems = [x for x in log_path.read_text(errors="replace").splitlines() if "Traceback" in x or "ERROR" in x]
     if problems:
@@ -351,15 +367,15 @@ def bench_corpus(corpus: str, home: Path, info: dict, args, load) -> list[tuple]
     return rows
 
 
-HEADER = (f"{'corpus':<10} {'endpoint':<16} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+HEADER = (f"{'corpus':<10} {'endpoint':<16} {'wk':>2} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'srv CPU':>8}")  # fmt: skip
 
 
 def row_text(row: tuple) -> str:
-    corpus, name, c, r, cpu = row
+    corpus, name, workers, c, r, cpu = row
     errors = r.non2xx + r.socket_errors
     note = f" ({r.non2xx} non-2xx, {r.socket_errors} socket)" if errors else ""
-    return (f"{corpus:<10} {name:<16} {c:>4} {r.rps:>8.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {errors:>7} "
+    return (f"{corpus:<10} {name:<16} {workers:>2} {c:>4} {r.rps:>8.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {errors:>7} "
             f"{cpu:>7.0f}%{note}")  # fmt: skip
 
 
@@ -390,6 +406,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8, help="measured time per endpoint and concurrency")
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured load per endpoint first")
     ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16])
+    ap.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1],
+                    help="server worker processes, e.g. 1,2 (each count is a run of its own)")
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--rebuild", action="store_true", help="build the cached homes again")
     args = ap.parse_args()
@@ -398,7 +416,8 @@ def main() -> None:
     if not set(corpora) <= {"demo", "synthetic"}:
         ap.error("--corpora takes demo and/or synthetic")
     load, described = pick_client(args.client)
-    print(f"server: papertide serve --no-index on 127.0.0.1: {server_stack()}, 1 worker process; "
+    shown = ", ".join(map(str, args.workers))
+    print(f"server: papertide serve --no-index on 127.0.0.1: {server_stack()}, {shown} worker process(es); "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run")  # fmt: skip
     print(f"load generator: {described}; {args.warmup:g} s warm-up, then {args.seconds:g} s per row")
     homes = []
@@ -417,11 +436,12 @@ def main() -> None:
     print(HEADER, flush=True)
     rows = []
     for corpus, home, info in homes:
-        rows += bench_corpus(corpus, home, info, args, load)
+        for workers in args.workers:
+            rows += bench_corpus(corpus, home, info, args, load, workers)
     print("\n" + HEADER)
     for row in rows:
         print(row_text(row))
-    total = sum(r.non2xx + r.socket_errors for _, _, _, r, _ in rows)
+    total = sum(r.non2xx + r.socket_errors for *_, r, _ in rows)
     print(f"errors (non-2xx responses + socket errors) in all rows: {total}; "
           f"load average {os.getloadavg()[0]:.1f} after the run (2.0 = both cores busy); "
           f"{time.perf_counter() - started:.0f} s in all")  # fmt: skip

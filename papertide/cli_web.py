@@ -3,10 +3,14 @@
 Thin like the rest of the CLI. Before serving it brings the search index and the
 n-gram engine up to the store (so search, similar papers and autocomplete work from
 the first request) and lists the demo papers on their day if the demo corpus is
-loaded. Registered on the main group by ``cli.py``.
+loaded. ``--workers N`` runs N processes through uvicorn's app factory (the settings go
+to them in the environment), and pending submissions are retried every
+``--retry-submissions`` seconds by one of them. Registered on the main group by ``cli.py``.
 """
 
 from __future__ import annotations
+
+import os
 
 import click
 
@@ -15,27 +19,45 @@ def register(cli: click.Group, pass_ctx) -> None:
     @cli.command("serve")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
     @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Worker processes (each holds its own store connection and index copies).")
+    @click.option("--retry-submissions", "retry_every", type=click.FloatRange(min=0), default=300.0,
+                  show_default=True, metavar="SECONDS",
+                  help="Ask arXiv again for pending submissions this often (0 = never; one worker does it).")
     @click.option("--no-index", is_flag=True, help="Serve at once without catching up the search indexes.")
     @pass_ctx
-    def serve_cmd(obj, host: str, port: int, no_index: bool) -> None:
+    def serve_cmd(obj, host: str, port: int, workers: int, retry_every: float, no_index: bool) -> None:
         """Serve the web app: daily papers, trending, search, paper pages."""
         import uvicorn
 
-        from papertide.web import create_app
-        from papertide.web.demo import list_demo_papers
+        from papertide.web.app import APP_FACTORY, config_env, create_app
 
-        with obj.store() as store:
-            if not no_index:
-                from papertide.index import update_index
-
-                click.echo("catching up the search indexes…", err=True)
-                click.echo(update_index(store, obj.config).summary(), err=True)
-            listed = list_demo_papers(store)
-            if listed:
-                click.echo(f"listed {listed} demo papers on their day's page", err=True)
-            if store.count() == 0:
-                click.echo("the store is empty: load papers with `papertide demo` or `papertide ingest`", err=True)
-        app = create_app(obj.config)
+        _prepare(obj, no_index)
         shown = f"[{host}]" if ":" in host else host
-        click.echo(f"papertide at http://{shown}:{port}/ (Ctrl+C stops it)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        options = {"host": host, "port": port, "log_level": "info", "server_header": False}
+        if workers == 1:
+            app = create_app(obj.config, retry_submissions=retry_every)
+            click.echo(f"papertide at http://{shown}:{port}/ (Ctrl+C stops it)", err=True)
+            uvicorn.run(app, **options)
+            return
+        # Worker processes import the app by name; the settings travel in their environment.
+        os.environ.update(config_env(obj.config, retry_submissions=retry_every))
+        click.echo(f"papertide at http://{shown}:{port}/ with {workers} workers (Ctrl+C stops it)", err=True)
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+def _prepare(obj, no_index: bool) -> None:
+    """Catch the indexes up (unless ``no_index``) and list the demo papers on their day."""
+    from papertide.web.demo import list_demo_papers
+
+    with obj.store() as store:
+        if not no_index:
+            from papertide.index import update_index
+
+            click.echo("catching up the search indexes…", err=True)
+            click.echo(update_index(store, obj.config).summary(), err=True)
+        listed = list_demo_papers(store)
+        if listed:
+            click.echo(f"listed {listed} demo papers on their day's page", err=True)
+        if store.count() == 0:
+            click.echo("the store is empty: load papers with `papertide demo` or `papertide ingest`", err=True)

@@ -28,6 +28,14 @@ class SourceError(PapertideError):
     """A remote source failed after retries, or answered with an error."""
 
 
+class SourceRefusedError(SourceError):
+    """The source answered, and the answer is a refusal: an HTTP 4xx, an error document.
+
+    Asking again will not help (unlike a plain :class:`SourceError`: the network down,
+    timeouts, 5xx after the retries), so callers that retry later tell the two apart.
+    """
+
+
 class NotFoundError(PapertideError, KeyError):
     """A paper (or other object) that is not in the store."""
 

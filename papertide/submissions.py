@@ -14,29 +14,41 @@ Outcomes, as the submission's status:
 - ``pending``: arXiv could not be reached (network down, timeouts, 5xx after the
   fetcher's retries). :func:`complete_pending_submissions` (``papertide submissions
   retry``) tries again later, asking arXiv for all pending ids at once;
-- ``failed``: arXiv answered but has no such paper, or answered with an error.
+- ``failed``: arXiv answered but has no such paper, or answered with an error
+  (:class:`~papertide.errors.SourceRefusedError`: an HTTP 4xx, an error entry).
 
 Requests to arXiv from here go through one process-wide gate so that concurrent
 submitters together still keep arXiv's interval between requests.
+
+:class:`PendingRetrier` runs :func:`complete_pending_submissions` every few minutes in a
+background thread of ``papertide serve``. With several worker processes only the one
+holding a lock file in the home retries (a lease the OS releases when its holder dies);
+a round is idempotent anyway, so two hosts sharing one database only ask arXiv twice.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
 
 from papertide.config import Config
-from papertide.errors import SourceError
+from papertide.errors import SourceError, SourceRefusedError
 from papertide.ingest import ingest
 from papertide.paper import Paper, parse_arxiv_id
 from papertide.sources import Item, Rejected
 from papertide.store import Store
 from papertide.store.community import Submission
+
+log = logging.getLogger("papertide.submissions")
 
 PENDING_MESSAGE = "arXiv could not be reached just now; the paper will be fetched and listed later"
 
@@ -90,9 +102,9 @@ def fetch_arxiv(config: Config, ids: list[str]) -> Outcome:
 
     try:
         items = _ARXIV_GATE.run(config.arxiv_interval, call)
-    except SourceError as e:
-        if "the API answered with an error" in str(e):
-            return Outcome({}, {pid: f"arXiv refused it: {e}" for pid in ids})
+    except SourceRefusedError as e:  # arXiv answered: asking again will not help
+        return Outcome({}, {pid: f"arXiv refused it: {e}" for pid in ids})
+    except SourceError as e:  # the network, timeouts, 5xx after the fetcher's retries
         return Outcome({}, {}, network=str(e))
     except httpx.HTTPError as e:  # anything the fetcher does not wrap (a malformed URL, a protocol error)
         return Outcome({}, {}, network=f"{type(e).__name__}: {e}")
@@ -173,3 +185,92 @@ def _list(store: Store, paper_id: str, sub: Submission, day: str) -> str:
     if by == sub.user_id and listed_day == day:
         return f"listed on {day}"
     return f"already listed on {listed_day}"
+
+
+# ------------------------------------------------------------ retrying in serve
+
+
+def retry_lease_path(config: Config) -> Path:
+    """The lock file whose holder is the one process of a home that retries submissions."""
+    return config.home / "submissions-retry.lock"
+
+
+class PendingRetrier:
+    """Retries the pending submissions every ``every`` seconds in a daemon thread.
+
+    The first round runs at :meth:`start` (papers submitted while arXiv was down get
+    listed soon after a restart). A round runs only in the process holding an exclusive
+    ``flock`` on :func:`retry_lease_path`: taken without waiting, then kept until
+    :meth:`stop`, so among ``serve --workers N`` one worker retries and, if it dies, the
+    OS frees the lock and another takes over at its next tick. Rounds share the store
+    the app uses (thread-safe) and the process-wide arXiv gate, so requests are never
+    blocked on arXiv.
+    """
+
+    def __init__(self, store: Store, config: Config, every: float, *, limit: int = 100) -> None:
+        if every <= 0:
+            raise ValueError(f"the retry interval must be positive, not {every!r} seconds")
+        self.store, self.config, self.every, self.limit = store, config, every, limit
+        self.rounds = 0  # rounds run by this process (tests, logs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lease: int | None = None  # the locked file descriptor while this process holds the lease
+
+    @property
+    def holds_lease(self) -> bool:
+        return self._lease is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="papertide-retry-submissions", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread (after the round in progress) and give up the lease; False when the
+        round did not end within ``timeout`` seconds (the daemon thread is then abandoned)."""
+        self._stop.set()
+        ended = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            ended = not self._thread.is_alive()
+        if ended:
+            self._release()
+        return ended
+
+    def run_once(self) -> int | None:
+        """One round: the number of submissions now done, or None when another process holds the lease."""
+        if not self._take_lease():
+            return None
+        self.rounds += 1
+        return complete_pending_submissions(self.store, self.config, limit=self.limit)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+                if done:
+                    log.info("retried pending submissions: %d now listed", done)
+            except Exception:  # a bug or a closed store must not kill the thread silently
+                log.exception("retrying pending submissions failed")
+            self._stop.wait(self.every)
+
+    def _take_lease(self) -> bool:
+        if self._lease is not None:
+            return True
+        path = retry_lease_path(self.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: another process retries
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking
+        self._lease = fd
+        return True
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            os.close(self._lease)  # closing the descriptor drops the flock
+            self._lease = None

@@ -42,7 +42,10 @@ collisions. The baseline is read in chunks and looks those keys up in a hash tab
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -497,26 +500,82 @@ def series(segments: Segments, phrase: str | Sequence[str], *, period: str = "mo
     """``(period label, occurrences, word tokens)`` for every period from the first to the last
     dated live paper (empty periods as zeros). Undated papers are left out.
 
-    Occurrences come from each segment's suffix array (range -> positions -> doc rows).
+    Occurrences come from each segment's suffix array (range -> positions -> doc rows); the
+    per-period token totals and each doc's period are cached per segment (:func:`_periods_of`).
     """
     _check(period, PERIODS, "period")
     tokens = ngram_tokens(phrase) if isinstance(phrase, str) else list(phrase)
     if not tokens:
         raise ValueError("an empty phrase has no series")
-    doc_periods, doc_sizes, hit_periods = [], [], []
-    for ix, live in segments:
-        days = np.asarray(ix.doc_days)
-        ok = _live(ix, live) & (days >= 0)
-        starts = np.asarray(ix.doc_starts)
-        doc_periods.append(period_index(days[ok], period))
-        doc_sizes.append((np.diff(starts) - 2)[ok])  # word tokens: each doc holds two separators
-        pos = ix.positions(*ix.range(tokens))
-        rows = np.searchsorted(starts, pos, side="right") - 1
-        hit_periods.append(period_index(days[rows[ok[rows]]], period))
-    p = np.concatenate(doc_periods)
-    if not len(p):
+    parts = [(ix, _periods_of(ix, live, period)) for ix, live in segments]
+    parts = [(ix, sp) for ix, sp in parts if len(sp.totals)]
+    if not parts:
         return []
-    first, span = int(p.min()), int(p.max() - p.min()) + 1
-    totals = np.bincount(p - first, weights=np.concatenate(doc_sizes), minlength=span)
-    hits = np.bincount(np.concatenate(hit_periods) - first, minlength=span)
+    first = min(sp.first for _, sp in parts)
+    span = max(sp.first + len(sp.totals) for _, sp in parts) - first
+    totals = np.zeros(span, dtype=np.int64)
+    hits = np.zeros(span, dtype=np.int64)
+    for ix, sp in parts:
+        totals[sp.first - first: sp.first - first + len(sp.totals)] += sp.totals
+        rows = np.searchsorted(sp.starts, ix.positions(*ix.range(tokens)), side="right") - 1
+        hits += np.bincount(sp.doc_period[rows[sp.counted[rows]]] - first, minlength=span)
     return [(period_label(first + i, period), int(hits[i]), int(totals[i])) for i in range(span)]
+
+
+# ------------------------------------------------------------- per-period cache
+
+
+@dataclass(frozen=True)
+class _SegmentPeriods:
+    """What :func:`series` needs of one segment for one period kind, whatever the phrase."""
+
+    starts: np.ndarray  # the segment's doc_starts
+    counted: np.ndarray  # doc rows that are live and dated
+    doc_period: np.ndarray  # each doc's period number (undated docs: 0, never counted)
+    first: int  # the period number of totals[0]
+    totals: np.ndarray  # word tokens of the counted docs per period, from ``first``
+
+
+# Segment -> {(period, live mask digest): _SegmentPeriods}. A segment's files never change
+# (a new engine version is a new NgramIndex), so its entries live as long as it does: they
+# go with it when the web app reopens the engine. The values hold no reference to the key.
+_PERIODS: "weakref.WeakKeyDictionary[NgramIndex, dict[tuple[str, bytes], _SegmentPeriods]]" = (
+    weakref.WeakKeyDictionary())
+_PERIODS_LOCK = threading.Lock()
+_PERIODS_PER_SEGMENT = 8  # period kinds x live masks kept per segment (a new mask per dead-row set)
+
+
+def _mask_key(live: np.ndarray) -> bytes:
+    """A digest of a live mask: two masks with the same digest are the same mask."""
+    return hashlib.blake2b(np.packbits(live).tobytes() + len(live).to_bytes(8, "little"), digest_size=16).digest()
+
+
+def _periods_of(ix: NgramIndex, live: np.ndarray, period: str) -> _SegmentPeriods:
+    """The segment's per-period totals for ``live``, from the cache or computed (then cached)."""
+    live = _live(ix, live)
+    key = (period, _mask_key(live))
+    with _PERIODS_LOCK:
+        found = _PERIODS.get(ix, {}).get(key)
+    if found is not None:
+        return found
+    made = _compute_periods(ix, live, period)
+    with _PERIODS_LOCK:
+        entries = _PERIODS.setdefault(ix, {})
+        if len(entries) >= _PERIODS_PER_SEGMENT:
+            entries.pop(next(iter(entries)))  # the oldest
+        entries[key] = made
+    return made
+
+
+def _compute_periods(ix: NgramIndex, live: np.ndarray, period: str) -> _SegmentPeriods:
+    days = np.array(ix.doc_days, dtype=np.int64)  # a copy: the cache must not pin the segment's files
+    counted = live & (days >= 0)
+    doc_period = np.where(days >= 0, period_index(np.maximum(days, 0), period), 0)
+    starts = np.asarray(ix.doc_starts, dtype=np.int64)  # an array in memory already: shared, not copied
+    p = doc_period[counted]
+    if not len(p):
+        return _SegmentPeriods(starts, counted, doc_period, 0, np.zeros(0, dtype=np.int64))
+    first = int(p.min())
+    sizes = (np.diff(starts) - 2)[counted]  # word tokens: each doc holds two separators
+    totals = np.bincount(p - first, weights=sizes, minlength=int(p.max()) - first + 1).astype(np.int64)
+    return _SegmentPeriods(starts, counted, doc_period, first, totals)

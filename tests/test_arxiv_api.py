@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from papertide.errors import InvalidIdError, SourceError
+from papertide.errors import InvalidIdError, SourceError, SourceRefusedError
 from papertide.paper import Paper, Version
 from papertide.sources import Rejected
 from papertide.sources.arxiv_api import fetch, query
@@ -206,21 +206,31 @@ def test_bad_arguments_are_refused(server, api, fetcher, kw, message):
 
 def test_error_entry_with_400_raises_its_summary(server, api, fetcher):
     serve(server, "error_entry.xml", status=400)
-    with pytest.raises(SourceError, match="incorrect id format for 2401.9"):
+    with pytest.raises(SourceRefusedError, match="incorrect id format for 2401.9"):
         list(query(fetcher, api, search_query='ti:"unbalanced'))
     assert len(server.requests) == 1  # an error answer is not retried
 
 
 def test_error_entry_with_200_raises_too(server, api, fetcher):
     serve(server, "error_entry.xml")
-    with pytest.raises(SourceError, match="the API answered with an error: incorrect id format"):
+    with pytest.raises(SourceRefusedError, match="the API answered with an error: incorrect id format"):
         list(query(fetcher, api, search_query="all:x"))
 
 
 def test_400_without_a_feed_names_the_status(server, api, fetcher):
     server.queue(PATH, "Bad Request", status=400)
-    with pytest.raises(SourceError, match=r"HTTP 400 \(Bad Request\)"):
+    with pytest.raises(SourceRefusedError, match=r"HTTP 400 \(Bad Request\)"):
         list(query(fetcher, api, search_query="all:x"))
+
+
+def test_other_4xx_is_a_refusal_and_a_dead_server_is_not(server, api, fetcher):
+    server.queue(PATH, "Forbidden", status=403)
+    with pytest.raises(SourceRefusedError, match=r"HTTP 403 \(Forbidden\)"):
+        list(query(fetcher, api, search_query="all:x"))
+    server.always(PATH, "overloaded", status=503)
+    with pytest.raises(SourceError, match="giving up after 4 attempts: HTTP 503") as down:
+        list(query(fetcher, api, search_query="all:x"))
+    assert not isinstance(down.value, SourceRefusedError)  # worth asking again later
 
 
 def test_truncated_xml_body_is_fetched_again(server, api, fetcher):
@@ -235,5 +245,6 @@ def test_truncated_xml_body_is_fetched_again(server, api, fetcher):
 
 def test_body_that_stays_broken_gives_up(server, api, fetcher):
     server.always(PATH, "<feed xmlns='http://www.w3.org/2005/Atom'><entry>")
-    with pytest.raises(SourceError, match="giving up after 4 attempts: arXiv API answer is not well-formed XML"):
+    with pytest.raises(SourceError, match="giving up after 4 attempts: arXiv API answer is not well-formed XML") as e:
         list(query(fetcher, api, search_query="all:x"))
+    assert not isinstance(e.value, SourceRefusedError)

@@ -131,3 +131,20 @@ def test_completions_after_a_frequent_context_are_exact(store, config, monkeypat
     update_phrases(store, config)
     done = dict(Phrases.open(config).complete("state sp", extend=0))
     assert done["state space"] == 15 + 60 and done["state speech"] == 15
+
+
+def test_a_phrase_series_follows_the_engine_version(store, config):
+    """The web app reopens the engine after ``papertide index``: series answers for the new version."""
+    from papertide.trends import series
+
+    ingest(store, [Paper(id=f"2401.{i:05d}", title="State space", abstract="a state space model",
+                         submitted=f"2024-01-{1 + i:02d}").normalised() for i in range(10)])  # fmt: skip
+    update_phrases(store, config)
+    before = series(Phrases.open(config).segments(), "state space", period="month")
+    assert before == [("2024-01", 20, 60)] == series(Phrases.open(config).segments(), "state space", period="month")
+    ingest(store, [Paper(id=f"2402.{i:05d}", title="Language models", abstract="state space",
+                         submitted="2024-02-03").normalised() for i in range(3)])  # fmt: skip
+    store.write(Batch(deleted=["2401.00000"]))
+    update_phrases(store, config, merge=False)  # a delta and a dead row of main
+    after = series(Phrases.open(config).segments(), "state space", period="month")
+    assert after == [("2024-01", 18, 54), ("2024-02", 3, 12)]

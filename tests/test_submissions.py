@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,10 @@ def test_a_paper_arxiv_lacks_fails_and_an_error_answer_fails(store, config, user
     server.queue(API_PATH, (FEEDS / "error_entry.xml").read_bytes(), status=400, headers=ATOM)
     refused = submit(store, online, users[0], "2401.99998")
     assert refused.status == "failed" and refused.message.startswith("arXiv refused it")
+    server.queue(API_PATH, "Forbidden", status=403)  # a refusal without an error entry
+    forbidden = submit(store, online, users[0], "2401.99997")
+    assert forbidden.status == "failed" and forbidden.message.startswith("arXiv refused it")
+    assert "HTTP 403 (Forbidden)" in forbidden.message
     assert store.community.pending_submissions() == []
 
 
@@ -96,3 +102,55 @@ def test_arxiv_requests_keep_their_interval_across_submissions(store, config, us
     submit(store, polite, users[1], "hep-th/9901001")
     a, b = server.requests
     assert b.at - a.at >= 0.3 * 0.85  # two fetchers, one gate
+
+
+# ------------------------------------------------------------- retrying in serve
+
+
+def test_the_app_retries_pending_submissions_in_the_background_without_blocking(store, config, users, server):
+    from fastapi.testclient import TestClient
+
+    from papertide.web import create_app
+
+    pending = submit(store, dead(config), users[0], "2401.17377")
+    assert pending.status == "pending"
+    server.queue(API_PATH, "busy", status=503, headers={"Retry-After": "3"})  # the round waits 3 s on arXiv...
+    server.queue(API_PATH, (FEEDS / "id_list.xml").read_bytes(), headers=ATOM)
+    online = replace(config, arxiv_api_url=server.url + API_PATH)
+    app = create_app(online, retry_submissions=0.2)
+    retrier = app.state.retrier
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        page = client.get("/")  # ...while a page is answered at once
+        assert page.status_code == 200 and time.monotonic() - started < 2
+        assert store.community.pending_submissions() != []  # the round was still waiting
+        while store.community.pending_submissions() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = store.community.submissions(users[0])[0]
+        assert done.status == "done" and done.message == f"listed on {today()}"
+        assert [r.query["id_list"] for r in server.requests] == ["2401.17377", "2401.17377"]
+        assert retrier.holds_lease and retrier._thread.is_alive()
+    assert not retrier._thread.is_alive() and not retrier.holds_lease  # stopped with the app
+    assert create_app(online).state.retrier is None  # off unless asked for
+
+
+def test_only_the_process_holding_the_lease_retries(config, template, users, server):
+    from papertide.submissions import PendingRetrier, retry_lease_path
+
+    server.always(API_PATH, (FEEDS / "id_list.xml").read_bytes(), headers=ATOM)
+    online = replace(config, arxiv_api_url=server.url + API_PATH)
+    with open_store(config) as one, open_store(config) as two:  # two workers' connections
+        first, second = PendingRetrier(one, online, 60), PendingRetrier(two, online, 60)
+        assert first.run_once() == 0 and first.holds_lease  # nothing pending: no request either
+        submit(one, dead(config), users[1], "2401.17377")
+        assert second.run_once() is None and not second.holds_lease and server.requests == []
+        assert retry_lease_path(config).read_text().strip() == str(os.getpid())
+        assert first.stop() and not first.holds_lease
+        assert second.run_once() == 1 and second.holds_lease  # the lease passed on
+        assert [r.query["id_list"] for r in server.requests] == ["2401.17377"]
+        assert second.stop()
+    with pytest.raises(ValueError, match="must be positive"):
+        PendingRetrier(None, config, 0)  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import Counter
 from datetime import date
 
@@ -226,10 +228,42 @@ def test_series_equals_a_brute_count_per_period(tmp_path, period):
     labels = [lab for lab, _, _ in got]
     assert labels[0] == min(totals) and labels[-1] == max(totals) and labels == sorted(labels)
     assert len(labels) == len(set(labels))
+    assert series(segs, "State Space Model", period=period) == got  # the second answer comes from the cache
     if period != "day":
         assert any(t == 0 for _, _, t in got)  # the gap is there, as zeros
     else:
         assert len(got) == 121
+
+
+def test_series_totals_are_cached_per_segment_and_live_mask(tmp_path, main_docs, monkeypatch):
+    main = segment(tmp_path, "main", main_docs)
+    live = np.ones(len(main), dtype=bool)
+    computed = []
+    real = trends._compute_periods
+    monkeypatch.setattr(trends, "_compute_periods", lambda *a: computed.append(a[2]) or real(*a))  # a spy
+    first = series([(main, live)], "state space model", period="week")
+    again = series([(main, live.copy())], "state space model", period="week")  # an equal mask: a cache hit
+    assert again == first and computed == ["week"]
+    assert series([(main, live)], "neural network", period="week") != first and computed == ["week"]
+    assert sum(c for _, c, _ in first) == brute(main_docs, "state space model", -1, NOW)[0]
+
+    dead = live.copy()
+    dead[: len(main) // 2] = False  # another live mask (dead rows): its own entry, its own totals
+    half = series([(main, dead)], "state space model", period="week")
+    assert computed == ["week", "week"] and half != first
+    kept = [d for d, ok in zip(main_docs, dead.tolist()) if ok]
+    assert sum(c for _, c, _ in half) == brute(kept, "state space model", -1, NOW)[0]
+    assert sum(t for _, _, t in half) == sum(len([t for t in doc_tokens(d.title, d.abstract) if t]) for d in kept)
+    assert series([(main, live)], "state space model", period="week") == first and len(computed) == 2
+
+    # A new engine version is a new segment: computed afresh; the old one's entries go with it.
+    rebuilt = segment(tmp_path, "main2", main_docs[: len(main_docs) // 3])
+    assert series([(rebuilt, np.ones(len(rebuilt), dtype=bool))], "state space model", period="week") != first
+    assert len(computed) == 3 and main in trends._PERIODS and rebuilt in trends._PERIODS
+    gone, where = weakref.ref(main), main.directory
+    del main
+    gc.collect()
+    assert gone() is None and all(ix.directory != where for ix in trends._PERIODS)  # nothing pins it
 
 
 def test_series_rejects_bad_input(main_segment):

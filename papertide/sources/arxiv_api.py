@@ -8,9 +8,9 @@ default) and pass ``config.arxiv_api_url`` as ``base_url``.
 
 The API has a few habits this module absorbs: a bad query comes back as a feed
 holding one entry titled ``Error`` (often with HTTP 400), which becomes a
-:class:`SourceError`; a page sometimes comes back empty although more results
-exist, which is asked again a couple of times; and category terms mix arXiv
-categories with ACM and MSC classes, which are kept apart.
+:class:`SourceRefusedError` (asking again will not help); a page sometimes comes
+back empty although more results exist, which is asked again a couple of times; and
+category terms mix arXiv categories with ACM and MSC classes, which are kept apart.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Iterator, NoReturn
 
 import httpx
 
-from papertide.errors import InvalidIdError, RecordError, SourceError
+from papertide.errors import InvalidIdError, RecordError, SourceError, SourceRefusedError
 from papertide.paper import ArxivId, Paper, Version, is_arxiv_category, parse_arxiv_id
 from papertide.sources import Item, Rejected
 from papertide.sources.http import Fetcher, Retry
@@ -192,7 +192,7 @@ def _get_feed(fetcher: Fetcher, base_url: str, params: dict) -> ET.Element:
         raise SourceError(f"{where}: expected an Atom feed, got <{_local(root.tag)}>")
     error = _error_message(root)
     if error is not None:
-        raise SourceError(f"{where}: the API answered with an error: {error}")
+        raise SourceRefusedError(f"{where}: the API answered with an error: {error}")
     return root
 
 
@@ -204,7 +204,7 @@ def _raise_error_answer(resp: httpx.Response, where: str) -> NoReturn:
     if message is None:
         snippet = resp.text[:200].strip().replace("\n", " ")
         message = f"HTTP {resp.status_code} ({snippet})" if snippet else f"HTTP {resp.status_code}"
-    raise SourceError(f"{where}: the API answered with an error: {message}")
+    raise SourceRefusedError(f"{where}: the API answered with an error: {message}")
 
 
 def _error_message(root: ET.Element) -> str | None:

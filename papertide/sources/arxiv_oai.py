@@ -26,7 +26,7 @@ from typing import Iterator
 
 import httpx
 
-from papertide.errors import FormatError, InvalidIdError, RecordError, SourceError
+from papertide.errors import FormatError, InvalidIdError, RecordError, SourceError, SourceRefusedError
 from papertide.paper import Paper, Version, clean_text, parse_arxiv_id, parse_date
 from papertide.sources import Checkpoint, Deleted, Item, Rejected
 from papertide.sources.http import Fetcher, Retry
@@ -232,7 +232,7 @@ def _pages(fetcher: Fetcher, base_url: str, state: dict, token: str | None) -> I
                 state.update(records=0, cursor=None, restarts=state["restarts"] + 1)
                 continue
             if code != "noRecordsMatch":
-                raise SourceError(f"{httpx.URL(base_url, params=params)}: OAI-PMH error {code}: {message}")
+                raise SourceRefusedError(f"{httpx.URL(base_url, params=params)}: OAI-PMH error {code}: {message}")
         for record in page.items:
             item = parse_record(record)
             state["records"] += 1
@@ -263,7 +263,7 @@ def list_sets(fetcher: Fetcher, base_url: str) -> list[tuple[str, str]]:
         page = _fetch_page(fetcher, base_url, params, "ListSets", "set")
         if page.error:
             code, message = page.error
-            raise SourceError(f"{httpx.URL(base_url, params=params)}: OAI-PMH error {code}: {message}")
+            raise SourceRefusedError(f"{httpx.URL(base_url, params=params)}: OAI-PMH error {code}: {message}")
         for s in page.items:
             out.append((clean_text(s.findtext(_oai("setSpec"))), clean_text(s.findtext(_oai("setName")))))
         if not page.token:

@@ -19,7 +19,7 @@ from typing import Iterator, NoReturn
 
 import httpx
 
-from papertide.errors import InvalidIdError, RecordError, SourceError
+from papertide.errors import InvalidIdError, RecordError, SourceError, SourceRefusedError
 from papertide.paper import Paper, day_of, parse_arxiv_id, parse_date
 from papertide.sources import Item, Rejected, Signal
 from papertide.sources.http import Fetcher, Retry
@@ -134,9 +134,9 @@ def _raise_error_answer(resp: httpx.Response, where: str) -> NoReturn:
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
     if isinstance(body, dict) and body.get("error"):
-        raise SourceError(f"{where}: HTTP {resp.status_code}: {body['error']}")
+        raise SourceRefusedError(f"{where}: HTTP {resp.status_code}: {body['error']}")
     snippet = resp.text[:200].strip().replace("\n", " ")
-    raise SourceError(f"{where}: HTTP {resp.status_code} ({snippet})")
+    raise SourceRefusedError(f"{where}: HTTP {resp.status_code} ({snippet})")
 
 
 def _describe_body(body: object) -> str:

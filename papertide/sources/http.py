@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Mapping
 import httpx
 
 from papertide.config import Config
-from papertide.errors import SourceError
+from papertide.errors import SourceError, SourceRefusedError
 
 log = logging.getLogger("papertide.http")
 
@@ -104,8 +104,9 @@ class Fetcher:
 
         Network errors, 429 and 5xx are retried up to ``config.retries`` times with
         doubling backoff; a ``Retry-After`` header sets the wait instead. ``check``
-        may raise :class:`Retry` for a body that arrived broken. Anything else, or
-        running out of retries, raises :class:`SourceError` naming the URL.
+        may raise :class:`Retry` for a body that arrived broken. Another status raises
+        :class:`SourceRefusedError`; running out of retries, :class:`SourceError`; both
+        name the URL.
         """
         accepted = set(accept)
         attempts = self.config.retries + 1
@@ -144,7 +145,7 @@ class Fetcher:
                     except Retry as e:
                         last_problem = str(e)
                 else:
-                    raise SourceError(f"{where}: HTTP {resp.status_code} {_snippet(resp)}")
+                    raise SourceRefusedError(f"{where}: HTTP {resp.status_code} {_snippet(resp)}")
             if attempt < attempts:
                 log.warning("%s: %s; retry %d/%d in %.1f s", where, last_problem, attempt, attempts - 1, wait)
                 self._sleep(wait)

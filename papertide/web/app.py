@@ -8,6 +8,11 @@ moved and ``papertide index`` has written newer ones), the Jinja2 templates
 handling. This is where engine exceptions become HTTP statuses: every error — an
 unknown page, an invalid parameter, a bug — is a proper HTML page on HTML routes and
 ``{"detail": …}`` JSON under ``/api/``, never a traceback (tracebacks go to the log).
+
+The app's lifespan also runs the background retry of pending submissions
+(:class:`papertide.submissions.PendingRetrier`) when asked to. Several worker processes
+(``papertide serve --workers N``) need an import string: :func:`app_from_env` is that
+factory, reading the settings :func:`config_env` put in the environment.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import os
 import threading
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +34,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from papertide import __version__
-from papertide.config import Config
+from papertide.config import Config, load_config
 from papertide.errors import ConfigError, ConflictError, InvalidIdError, NotFoundError, PapertideError, StoreError
 from papertide.index import IndexMissingError, SearchIndex, index_dir
 from papertide.phrases import Phrases, ngram_dir
@@ -40,6 +46,8 @@ log = logging.getLogger("papertide.web")
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
+APP_FACTORY = "papertide.web.app:app_from_env"  # for uvicorn with factory=True
+RETRY_ENV = "PAPERTIDE_SERVE_RETRY_SECONDS"  # the submissions retry interval of app_from_env's app
 
 
 # ------------------------------------------------------------------ engines
@@ -240,14 +248,25 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def create_app(config: Config) -> FastAPI:
-    """The papertide web app over the store and indexes of ``config``'s home."""
+def create_app(config: Config, *, retry_submissions: float = 0) -> FastAPI:
+    """The papertide web app over the store and indexes of ``config``'s home.
+
+    ``retry_submissions`` > 0 retries pending submissions every that many seconds in a
+    background thread while the app runs (off by default: tests turn it on when they want it).
+    """
     store = open_store(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        yield
-        store.close()
+        retrier = app.state.retrier
+        if retrier is not None:
+            retrier.start()
+        try:
+            yield
+        finally:
+            if retrier is not None and not retrier.stop(timeout=10):
+                log.warning("the submissions retry is still waiting for arXiv; leaving it behind")
+            store.close()
 
     app = FastAPI(title="papertide", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan)  # fmt: skip
@@ -255,6 +274,7 @@ def create_app(config: Config) -> FastAPI:
     app.state.store = store
     app.state.engines = Engines(config, store)
     app.state.templates = make_templates()
+    app.state.retrier = _retrier(store, config, retry_submissions)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     from papertide.web import api, feeds, pages, pages_account, pages_community, pages_paper, pages_search, session
 
@@ -265,6 +285,37 @@ def create_app(config: Config) -> FastAPI:
     app.add_middleware(CatchAll)
     _add_security_headers(app)
     return app
+
+
+def _retrier(store: Store, config: Config, every: float):
+    if not every or every <= 0:
+        return None
+    from papertide.submissions import PendingRetrier
+
+    return PendingRetrier(store, config, every)
+
+
+def config_env(config: Config, *, retry_submissions: float = 0) -> dict[str, str]:
+    """Environment variables from which :func:`app_from_env` (in a worker process) builds
+    the same settings: ``PAPERTIDE_HOME`` and ``PAPERTIDE_<SETTING>`` for every setting
+    that is set (they outrank ``config.toml``, which holds the same values anyway)."""
+    env = {"PAPERTIDE_HOME": str(config.home), RETRY_ENV: repr(float(retry_submissions))}
+    for f in fields(Config):
+        value = getattr(config, f.name)
+        if f.name != "home" and value is not None and value != "":
+            env["PAPERTIDE_" + f.name.upper()] = str(value)
+    return env
+
+
+def app_from_env() -> FastAPI:
+    """The app of the settings in the environment (see :func:`config_env`): uvicorn's factory
+    (:data:`APP_FACTORY`, ``factory=True``) for ``papertide serve --workers N``."""
+    raw = os.environ.get(RETRY_ENV) or "0"
+    try:
+        every = float(raw)
+    except ValueError:
+        raise ConfigError(f"{RETRY_ENV} must be a number of seconds, not {raw!r}") from None
+    return create_app(load_config(), retry_submissions=every)
 
 
 def _add_security_headers(app: FastAPI) -> None:
