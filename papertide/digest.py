@@ -75,3 +75,146 @@ def last_complete_period(every: str, now: datetime | None = None) -> str:
     if every == "day":
         return period_of("day", today - timedelta(days=1))
     return period_of(every, today - timedelta(days=today.isoweekday()))
+
+
+# ------------------------------------------------------------------- composing
+
+PER_SECTION = 10  # papers per section at most
+PER_SEARCH = 5  # papers per saved search at most
+PERIOD_CANDIDATES = 2_000  # papers of one period considered at most
+_HEADINGS = {"trending": "Trending", "category": "New in your categories", "search": "Your saved searches",
+             "for_you": "For you"}  # fmt: skip
+_EVERY_WORD = {"day": "today", "week": "this week"}
+
+
+def title_for(every: str, period: str) -> str:
+    first, last = period_bounds(period)
+    if every == "day":
+        return f"Your papertide digest: {first.day} {first:%b %Y}"
+    return f"Your weekly papertide digest: {first.day} {first:%b} – {last.day} {last:%b %Y}"
+
+
+def _in_categories(paper: Paper, wanted: tuple[str, ...]) -> str | None:
+    """The first wanted category (``cs.CL``) or archive (``cs``) the paper is in, else None."""
+    for want in wanted:
+        for cat in paper.categories:
+            if cat == want or cat.split(".", 1)[0] == want:
+                return want
+    return None
+
+
+class DigestBuilder:
+    """Builds the digests of one run. Everything shared by many subscribers (a period's
+    papers, its trending list, a saved search's results, a user's model) is computed once
+    and kept for the run, so 10,000 digests cost little more than their distinct parts."""
+
+    def __init__(self, store, index, *, now: datetime | None = None) -> None:
+        self.store, self.index = store, index
+        self.now = now or datetime.now(timezone.utc)
+        self._period: dict[str, list[str]] = {}
+        self._papers: dict[str, Paper] = {}
+        self._votes: dict[str, int] = {}
+        self._trending: dict[str, list[tuple[str, str]]] = {}
+        self._searches: dict[tuple[str, str], list[str]] = {}
+        self._hidden = store.community.hidden_papers()
+
+    # --- shared parts
+    def period_ids(self, period: str) -> list[str]:
+        """The papers of a period: those listed on its days, else those submitted in it; by votes."""
+        if period not in self._period:
+            from papertide.daily import period_papers
+
+            first, last = period_bounds(period)
+            ids = [i for i in period_papers(self.store, self.index, first, last, limit=PERIOD_CANDIDATES)
+                   if i not in self._hidden]  # fmt: skip
+            self._load(ids)
+            self._period[period] = sorted((i for i in ids if i in self._papers), key=lambda i: -self._votes[i])
+        return self._period[period]
+
+    def _load(self, ids: list[str]) -> None:
+        missing = [i for i in ids if i not in self._papers]
+        if missing:
+            self._papers.update(self.store.get_many(missing))
+            self._votes.update(self.store.community.votes(missing))
+            for i in missing:
+                self._votes.setdefault(i, 0)
+
+    def trending(self, every: str, period: str) -> list[tuple[str, str]]:
+        """(paper id, reason): by time-decayed upvotes at the period's end; the period's most
+        upvoted papers when nobody voted in the look-back."""
+        key = f"{every}:{period}"
+        if key not in self._trending:
+            from papertide.popularity import lookback_start, rank_trending
+
+            end = datetime.combine(period_bounds(period)[1] + timedelta(days=1), datetime.min.time(), timezone.utc)
+            window = "day" if every == "day" else "week"
+            since = lookback_start(end, window).strftime("%Y-%m-%dT%H:%M:%SZ")
+            com = self.store.community
+            top = com.top_voted(since, end.strftime("%Y-%m-%dT%H:%M:%SZ"), limit=200)
+            ranked = rank_trending(com.vote_times([p for p, _ in top], since), end, window) if top else []
+            counts = dict(top)
+            ids = [p for p, _ in ranked if p not in self._hidden][:PER_SECTION]
+            rows = [(p, f"{counts[p]} upvote{'s' if counts[p] != 1 else ''} {_EVERY_WORD[every]}") for p in ids]
+            if not rows:
+                rows = [(p, f"{self._votes[p]} upvotes") if self._votes[p] else (p, "new " + _EVERY_WORD[every])
+                        for p in self.period_ids(period)[:PER_SECTION]]  # fmt: skip
+            self._load([p for p, _ in rows])
+            self._trending[key] = [(p, r) for p, r in rows if p in self._papers]
+        return self._trending[key]
+
+    def search(self, q: str, period: str) -> list[str]:
+        if (q, period) not in self._searches:
+            from dataclasses import replace as dc_replace
+
+            from papertide.query import parse_query
+            from papertide.rank import search
+
+            first, last = period_bounds(period)
+            query = dc_replace(parse_query(q), since=first, until=last)
+            ids, _ = search(self.index, query, k=PER_SEARCH)
+            ids = [i for i in ids if i not in self._hidden]
+            self._load(ids)
+            self._searches[(q, period)] = [i for i in ids if i in self._papers]
+        return self._searches[(q, period)]
+
+    def for_you(self, sub: Subscription, period: str) -> list[tuple[str, str]]:
+        from papertide.rank import recommend
+
+        candidates = self.period_ids(period)
+        if not candidates:
+            return []
+        if sub.user_id is None and not sub.categories:
+            return []
+        recs = recommend(self.index, self.store, sub.user_id, k=PER_SECTION, candidates=candidates,
+                         categories=sub.categories)  # fmt: skip
+        return [(r.paper_id, r.reason) for r in recs if r.paper_id in self._papers]
+
+    # --- one subscriber
+    def build(self, sub: Subscription, period: str) -> Digest:
+        seen: set[str] = set()
+        sections: list[tuple[str, list[DigestItem]]] = []
+
+        def add(section: str, rows: list[tuple[str, str]], limit: int = PER_SECTION) -> None:
+            items = []
+            for pid, reason in rows:
+                if pid not in seen and pid in self._papers and len(items) < limit:
+                    seen.add(pid)
+                    items.append(DigestItem(self._papers[pid], self._votes.get(pid, 0), reason, section))
+            if items:
+                sections.append((_HEADINGS[section], items))
+
+        if sub.trending:
+            add("trending", self.trending(sub.every, period))
+        if sub.for_you:
+            add("for_you", self.for_you(sub, period))
+        if sub.categories:
+            rows = []
+            for pid in self.period_ids(period):
+                cat = _in_categories(self._papers[pid], sub.categories)
+                if cat:
+                    rows.append((pid, f"new in {cat}"))
+            add("category", rows)
+        if sub.searches:
+            rows = [(pid, f"matches your search “{q}”") for q in sub.searches for pid in self.search(q, period)]
+            add("search", rows, limit=PER_SEARCH * len(sub.searches))
+        return Digest(sub, period, title_for(sub.every, period), sections)

@@ -96,6 +96,8 @@ class SmtpSink:
         self._rejects: dict[str, str] = {}
         self._fail_next: list[str] = []
         self._drop_next = 0
+        self.before_accept = None  # callable(number of messages accepted so far) -> a reply to refuse with, or None
+        self.on_mail = None  # callable(number of messages accepted so far), when a MAIL FROM begins a message
         self._lock = threading.Lock()
         kwargs: dict[str, object] = {}
         if auth:
@@ -142,6 +144,15 @@ class SmtpSink:
 
     # ---- aiosmtpd hooks
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.on_mail is not None:
+            with self._lock:
+                accepted = len(self.messages)
+            self.on_mail(accepted)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self._lock:
             reply = self._rejects.get(address.lower())
@@ -158,6 +169,10 @@ class SmtpSink:
                 return "421 4.4.2 dropped on purpose"
             if self._fail_next:
                 return self._fail_next.pop(0)
+            if self.before_accept is not None:
+                refusal = self.before_accept(len(self.messages))
+                if refusal:
+                    return refusal
             queue_id = f"Q{len(self.messages) + 1:05d}"
             data = envelope.original_content or envelope.content
             msg = email.message_from_bytes(data, policy=policy.default)

@@ -49,6 +49,7 @@ class SendRecord:
     started: str
     finished: str | None
     detail: str  # the SMTP reply or error of the last attempt
+    owner: str = ""  # "host:pid" of the sender that took the latest claim
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,14 @@ class Mailing(ABC):
         send record (``FINAL_SEND_STATES``) for ``period``."""
 
     @abstractmethod
-    def claim_send(self, subscription_id: int, period: str, message_id: str, *, lease: float = 600.0) -> SendRecord | None:
+    def claim_send(self, subscription_id: int, period: str, message_id: str, *, lease: float = 600.0,
+                   owner: str = "") -> SendRecord | None:
         """Atomically take the right to send this period's digest, writing state ``sending``
         (attempts + 1) *before* the hand-off. Returns None when the period is final or another
         sender's claim is younger than ``lease`` seconds. A taken-over or deferred claim keeps
-        its first Message-ID (the returned record's ``message_id``; use it, not the argument)."""
+        its first Message-ID (the returned record's ``message_id``; use it, not the argument).
+        ``owner`` names the sender (``host:pid``) so a later run can tell a dead sender's claim
+        from a live one's and release it with ``finish_send(..., "deferred")``."""
 
     @abstractmethod
     def finish_send(self, subscription_id: int, period: str, state: str, detail: str = "") -> SendRecord:
@@ -123,8 +127,8 @@ class Mailing(ABC):
 
     @abstractmethod
     def send_log(self, *, subscription_id: int | None = None, period: str | None = None,
-                 limit: int = 1000) -> list[SendRecord]:
-        """Newest first."""
+                 state: str | None = None, limit: int = 1000) -> list[SendRecord]:
+        """Newest first; optionally one subscription, period and/or state."""
 
     # --- delivery failures -----------------------------------------------------------
     @abstractmethod

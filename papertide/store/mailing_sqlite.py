@@ -31,6 +31,7 @@ from papertide.store.mailing import (
     MAX_SEARCH_CHARS,
     MAX_SEARCHES,
     SUB_STATUSES,
+    SEND_STATES,
     MailEvent,
     Mailing,
     SendRecord,
@@ -52,7 +53,7 @@ _SUB = (
     "SELECT id, email, user_id, every, trending, categories, searches, for_you, status, reason, "
     "created, confirmed, confirm_sent FROM subscriptions"
 )
-_LOG = "SELECT subscription_id, period, state, message_id, attempts, started, finished, detail FROM send_log"
+_LOG = "SELECT subscription_id, period, state, message_id, attempts, started, finished, detail, owner FROM send_log"
 _EVENT = "SELECT id, email, kind, detail, created FROM mail_events"
 _FINAL = "state IN ({})".format(", ".join(f"'{s}'" for s in FINAL_SEND_STATES))
 
@@ -298,12 +299,13 @@ class SQLiteMailing(Mailing):
         return [_subscription(r) for r in self._all(sql, (every, after, period, check_page(limit, 0)[0]))]
 
     def claim_send(
-        self, subscription_id: int, period: str, message_id: str, *, lease: float = 600.0
+        self, subscription_id: int, period: str, message_id: str, *, lease: float = 600.0, owner: str = ""
     ) -> SendRecord | None:
         """See :meth:`Mailing.claim_send`. Also None when the subscription is no longer
         ``active`` (unsubscribed or paused since :meth:`due` listed it)."""
         period_kind(period)
         mid, lease = check_message_id(message_id), check_lease(lease)
+        owner = clean_detail(owner)[:200]
         with self._tx() as db:
             sub = self._sub(db, subscription_id)
             if sub.status != "active":
@@ -315,14 +317,14 @@ class SQLiteMailing(Mailing):
             if row is None:
                 db.execute(
                     "INSERT INTO send_log (subscription_id, period, state, message_id, attempts, started, finished, "
-                    "detail) VALUES (?, ?, 'sending', ?, 1, ?, NULL, '')",
-                    (*key, mid, started),
+                    "detail, owner) VALUES (?, ?, 'sending', ?, 1, ?, NULL, '', ?)",
+                    (*key, mid, started, owner),
                 )
             elif row[2] == "deferred" or (row[2] == "sending" and row[5] <= expired):
                 db.execute(
-                    "UPDATE send_log SET state = 'sending', attempts = attempts + 1, started = ?, finished = NULL "
-                    "WHERE subscription_id = ? AND period = ?",
-                    (started, *key),
+                    "UPDATE send_log SET state = 'sending', attempts = attempts + 1, started = ?, finished = NULL, "
+                    "owner = ? WHERE subscription_id = ? AND period = ?",
+                    (started, owner, *key),
                 )
             else:
                 return None  # final, or a live claim of another sender
@@ -345,9 +347,14 @@ class SQLiteMailing(Mailing):
             )
             return SendRecord(*db.execute(f"{_LOG} WHERE subscription_id = ? AND period = ?", key).fetchone())
 
-    def send_log(self, *, subscription_id: int | None = None, period: str | None = None,
+    def send_log(self, *, subscription_id: int | None = None, period: str | None = None, state: str | None = None,
                  limit: int = 1000) -> list[SendRecord]:  # fmt: skip
         where, params = [], []
+        if state is not None:
+            if state not in SEND_STATES:
+                raise ValueError(f"a send state is one of {', '.join(SEND_STATES)}, not {state!r}")
+            where.append("state = ?")
+            params.append(state)
         if subscription_id is not None:
             where.append("subscription_id = ?")
             params.append(check_id(subscription_id, "a subscription id"))

@@ -268,6 +268,7 @@ def m003_mailing(db: Executor, dialect: str) -> None:
             started TEXT NOT NULL,            -- when the latest claim was taken
             finished TEXT,
             detail TEXT NOT NULL,             -- the SMTP reply or error of the last attempt
+            owner TEXT NOT NULL,              -- 'host:pid' of the sender holding the latest claim
             PRIMARY KEY (subscription_id, period)
         ) {without_rowid};
         CREATE INDEX send_log_period ON send_log (period, started);
