@@ -11,6 +11,7 @@ to them in the environment), and pending submissions are retried every
 from __future__ import annotations
 
 import os
+import socket
 
 import click
 
@@ -43,7 +44,42 @@ def register(cli: click.Group, pass_ctx) -> None:
         # Worker processes import the app by name; the settings travel in their environment.
         os.environ.update(config_env(obj.config, retry_submissions=retry_every))
         click.echo(f"papertide at http://{shown}:{port}/ with {workers} workers (Ctrl+C stops it)", err=True)
-        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+        run_workers(uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options))
+
+
+def tcp_listener(config) -> socket.socket:
+    """uvicorn's listening socket, marked as TCP so every accepted connection gets TCP_NODELAY.
+
+    uvicorn binds the socket of ``--workers N`` with ``proto`` 0; accepted sockets inherit
+    it and asyncio sets TCP_NODELAY only on ``proto == IPPROTO_TCP``, so Nagle's algorithm
+    held each response body until the client's delayed ACK: ~40 ms on every keep-alive
+    request (Kludex/uvicorn#3149; one worker is not affected). The same descriptor is
+    wrapped again with its protocol read from the kernel.
+    """
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        sock.set_inheritable(True)
+    return sock
+
+
+def run_workers(config) -> None:
+    """What ``uvicorn.run`` does for several workers, over :func:`tcp_listener`'s socket."""
+    import inspect
+
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
+
+    sock = tcp_listener(config)
+    kwargs = {"sockets": [sock]}
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases took the server's run
+        kwargs["target"] = Server(config).run
+    try:
+        Multiprocess(config, **kwargs).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 def _prepare(obj, no_index: bool) -> None:

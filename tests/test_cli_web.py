@@ -137,3 +137,32 @@ def test_the_worker_factory_rebuilds_the_settings_from_the_environment(config, m
     monkeypatch.setenv(RETRY_ENV, "soon")
     with pytest.raises(ConfigError, match=f"{RETRY_ENV} must be a number of seconds, not 'soon'"):
         app_from_env()
+
+
+def test_the_workers_listener_gives_connections_tcp_nodelay():
+    """uvicorn's own listener for --workers leaves Nagle on (~40 ms a keep-alive request); ours does not."""
+    import asyncio
+
+    import uvicorn
+
+    async def accepted_nodelay(listener: socket.socket) -> int:
+        seen: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def made(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(made, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    config = uvicorn.Config("papertide.web.app:app_from_env", factory=True, workers=2, host="127.0.0.1", port=0)
+    ours = cli_web.tcp_listener(config)
+    assert ours.proto == socket.IPPROTO_TCP and ours.get_inheritable()
+    assert asyncio.run(accepted_nodelay(ours)) != 0
+    plain = config.bind_socket()
+    assert asyncio.run(accepted_nodelay(plain)) == (plain.proto == socket.IPPROTO_TCP)  # 0 while uvicorn#3149 stands
