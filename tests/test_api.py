@@ -1,83 +1,34 @@
 """The JSON API (papertide/web/api*.py) through Starlette's TestClient, on the demo corpus.
 
-One indexed home per module (the demo corpus listed on 2024-03-17 as ``papertide
-serve`` lists it, three dated arXiv papers, one with ``<script>`` in its title, one
-hidden by a moderator), with three accounts holding API tokens, votes, a comment
-thread and collections. Read tests share one client; write tests each get a fresh
-copy of the database (the index is not needed to write).
+Read tests share the indexed home of ``web_fixtures.py`` (``api_home``: the demo corpus
+listed on 2024-03-17 as ``papertide serve`` lists it, three dated arXiv papers, one
+with ``<script>`` in its title, one hidden by a moderator, three accounts holding API
+tokens, votes, a comment thread and collections) and one client of it
+(``api_client``); write tests each get a fresh copy of the database (``writer``: the
+index is not needed to write).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
 import pytest
-from web_corpus import EXTRA, HOSTILE, SCRIPT_COMMENT, XSS_TITLE
 from fastapi.testclient import TestClient
+from web_corpus import HIDDEN, HOSTILE, MORE_HOSTILE, SCRIPT_COMMENT, TOKENS, XSS_TITLE
+from web_helpers import entry_links, unlimited, with_api_cors
 
-from papertide.config import load_config
-from papertide.index import update_index
-from papertide.ingest import ingest_demo, ingest_files
+from papertide.ingest import ingest_demo
 from papertide.store import open_store
 from papertide.web import create_app
+from papertide.web.api_common import ApiLimits
 from papertide.web.auth import SESSION_COOKIE, hash_password, new_csrf, session_expires, token_hash
-from papertide.web.demo import DEMO_DAY, demo_paper_ids, list_demo_papers
+from papertide.web.demo import DEMO_DAY, demo_paper_ids
+from papertide.web.security import RequestLimiter
 
-HIDDEN = "2312.09999"
-HOSTILE = HOSTILE + (  # the page tests' queries, and more
-    "since:2024-99 until:yesterday", "author:", "cat:cs.*,,,", "\u202eevil", "((((", "-", "😀" * 500,
-)
-TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789", "carol": "carol-admin-token-0123"}
+pytest_plugins = ["web_fixtures"]  # api_home, api_client
 
-
-@pytest.fixture(scope="module")
-def api_home(tmp_path_factory, demo_embeddings, embedder) -> dict:
-    """The indexed home, the demo ids, and a pristine copy of its database files for write tests."""
-    root = tmp_path_factory.mktemp("api")
-    home = root / "home"
-    shutil.copytree(demo_embeddings, home / "embeddings")
-    shutil.copytree(demo_embeddings.parent / "models", home / "models")
-    cfg = load_config(home, env={})
-    extra = root / "extra.jsonl"
-    extra.write_text("\n".join(json.dumps(d) for d in EXTRA) + "\n")
-    ids = demo_paper_ids()
-    with open_store(cfg) as store:
-        ingest_demo(store)
-        ingest_files(store, [extra])
-        assert list_demo_papers(store) == 43
-        com = store.community
-        users = {}
-        for name in TOKENS:
-            users[name] = com.create_user(name, "", hash_password("correct horse battery"))
-            com.create_api_token(users[name].id, "t", token_hash(TOKENS[name]))
-        com.update_user(users["carol"].id, role="admin")
-        alice, bob = users["alice"].id, users["bob"].id
-        for uid, pid in ((alice, ids[7]), (bob, ids[7]), (bob, ids[3])):
-            com.vote(uid, pid)
-        first = com.add_comment(ids[7], alice, SCRIPT_COMMENT)
-        com.add_comment(ids[7], bob, "I *agree*.", parent_id=first.id)
-        com.add_comment(ids[7], bob, "A second thought.")
-        public = com.create_collection(alice, "Reading list", description="Mine", public=True)
-        com.add_item(public.id, ids[7], "read <b>this</b> first")
-        com.add_item(public.id, "2403.01234")
-        private = com.create_collection(alice, "Secret", public=False)
-        com.add_item(private.id, ids[3])
-        com.set_paper_hidden(HIDDEN, True)
-        update_index(store, cfg, embedder=embedder)
-    pristine = root / "pristine"
-    pristine.mkdir()
-    for f in home.iterdir():
-        if f.is_file():
-            shutil.copy2(f, pristine / f.name)
-    return {"config": cfg, "ids": ids, "pristine": pristine, "public": public.id, "private": private.id}
-
-
-@pytest.fixture(scope="module")
-def client(api_home):
-    with TestClient(create_app(api_home["config"]), raise_server_exceptions=False) as c:
-        yield c
+HOSTILE = HOSTILE + MORE_HOSTILE  # the page tests' queries, and more
 
 
 @pytest.fixture
@@ -86,7 +37,7 @@ def writer(api_home, config):
     config.home.mkdir(parents=True, exist_ok=True)
     for f in api_home["pristine"].iterdir():
         shutil.copy2(f, config.home / f.name)
-    with TestClient(create_app(config), raise_server_exceptions=False) as c:
+    with TestClient(unlimited(with_api_cors(create_app(config))), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -97,10 +48,6 @@ def auth(name: str) -> dict:
 def ids_of(r) -> list[str]:
     assert r.status_code == 200, r.text
     return [p["id"] for p in r.json()["items"]]
-
-
-def entry_links(html: str) -> list[str]:
-    return [m.removeprefix("/paper/") for m in re.findall(r'<h2 class="title tex"><a href="([^"]+)">', html)]
 
 
 def walk(c: TestClient, url: str, **params) -> list[str]:
@@ -128,86 +75,86 @@ def assert_error(r, status: int, *words: str) -> None:
 # ------------------------------------------------------------------- papers
 
 
-def test_a_paper_by_any_id_form_answers_with_its_canonical_id_and_community_numbers(client, api_home):
+def test_a_paper_by_any_id_form_answers_with_its_canonical_id_and_community_numbers(api_client, api_home):
     for form in ("2403.01234", "arXiv:2403.01234v2", "https://arxiv.org/abs/2403.01234"):
-        r = client.get(f"/api/papers/{form}")
+        r = api_client.get(f"/api/papers/{form}")
         assert r.status_code == 200, form
         p = r.json()
         assert p["id"] == "2403.01234" and p["title"] == XSS_TITLE  # JSON carries the text as it is
         assert p["url"] == "http://testserver/paper/2403.01234"
         assert p["authors"] == ["Ada Lovelace", "Alan Turing"] and p["submitted"] == "2024-03-15"
         assert p["links"]["code"] == "https://github.com/example/scaling" and p["voted"] is None
-    demo = client.get(f"/api/papers/{api_home['ids'][7]}").json()
+    demo = api_client.get(f"/api/papers/{api_home['ids'][7]}").json()
     assert demo["votes"] == 2 and demo["comment_count"] == 3 and demo["listed"] == DEMO_DAY
-    assert client.get(f"/api/papers/{api_home['ids'][7]}", headers=auth("bob")).json()["voted"] is True
-    assert client.get(f"/api/papers/{api_home['ids'][0]}", headers=auth("bob")).json()["voted"] is False
+    assert api_client.get(f"/api/papers/{api_home['ids'][7]}", headers=auth("bob")).json()["voted"] is True
+    assert api_client.get(f"/api/papers/{api_home['ids'][0]}", headers=auth("bob")).json()["voted"] is False
 
 
-def test_unknown_invalid_and_hidden_papers_are_json_404s(client):
-    assert_error(client.get("/api/papers/2401.99999"), 404, "2401.99999")
-    assert_error(client.get("/api/papers/not-an-id"), 404, "not a paper id")
-    assert_error(client.get(f"/api/papers/{HIDDEN}"), 404)
-    assert client.get(f"/api/papers/{HIDDEN}", headers=auth("carol")).json()["id"] == HIDDEN  # an admin sees it
+def test_unknown_invalid_and_hidden_papers_are_json_404s(api_client):
+    assert_error(api_client.get("/api/papers/2401.99999"), 404, "2401.99999")
+    assert_error(api_client.get("/api/papers/not-an-id"), 404, "not a paper id")
+    assert_error(api_client.get(f"/api/papers/{HIDDEN}"), 404)
+    assert api_client.get(f"/api/papers/{HIDDEN}", headers=auth("carol")).json()["id"] == HIDDEN  # an admin sees it
 
 
-def test_several_papers_by_id_keep_the_order_and_name_the_missing(client, api_home):
+def test_several_papers_by_id_keep_the_order_and_name_the_missing(api_client, api_home):
     ids = api_home["ids"]
-    r = client.get("/api/papers", params=[("ids", f"arXiv:2402.05678v1,{ids[2]}"), ("ids", "nope"),
+    r = api_client.get("/api/papers", params=[("ids", f"arXiv:2402.05678v1,{ids[2]}"), ("ids", "nope"),
                                           ("ids", HIDDEN), ("ids", "2403.01234")])  # fmt: skip
     assert ids_of(r) == ["2402.05678", ids[2], "2403.01234"]
     assert r.json()["missing"] == ["nope", HIDDEN] and r.json()["total"] == 3
-    assert_error(client.get("/api/papers", params={"ids": ",".join(["2403.01234"] * 101)}), 422, "at most 100")
+    assert_error(api_client.get("/api/papers", params={"ids": ",".join(["2403.01234"] * 101)}), 422, "at most 100")
 
 
-def test_all_papers_page_by_page(client):
-    first = client.get("/api/papers", params={"limit": 10}).json()
+def test_all_papers_page_by_page(api_client):
+    first = api_client.get("/api/papers", params={"limit": 10}).json()
     assert first["total"] == 45 and len(first["items"]) == 9  # the hidden paper leaves a gap: offsets stay stable
-    everything = walk(client, "/api/papers", limit=10)
+    everything = walk(api_client, "/api/papers", limit=10)
     assert len(everything) == len(set(everything)) == 45 and HIDDEN not in everything
     assert everything[0] == "2403.01234"  # newest first
-    assert_error(client.get("/api/papers", params={"limit": 0}), 422, "limit")
-    assert_error(client.get("/api/papers", params={"limit": 101}), 422, "limit")
-    assert_error(client.get("/api/papers", params={"offset": -1}), 422, "offset")
+    assert_error(api_client.get("/api/papers", params={"limit": 0}), 422, "limit")
+    assert_error(api_client.get("/api/papers", params={"limit": 101}), 422, "limit")
+    assert_error(api_client.get("/api/papers", params={"offset": -1}), 422, "offset")
 
 
 # -------------------------------------------------------------------- lists
 
 
-def test_daily_is_the_home_page_s_list_in_the_same_order(client, api_home):
+def test_daily_is_the_home_page_s_list_in_the_same_order(api_client, api_home):
     ids = api_home["ids"]
-    r = client.get("/api/daily")
+    r = api_client.get("/api/daily")
     body = r.json()
     assert (body["kind"], body["first"], body["last"], body["source"]) == ("day", DEMO_DAY, DEMO_DAY, "listed")
     assert body["total"] == 43 and len(body["items"]) == 20
     assert ids_of(r)[:2] == [ids[7], ids[3]]  # by votes
-    everything = walk(client, "/api/daily", limit=7)
-    assert everything == entry_links(client.get("/").text)
-    assert walk(client, "/api/daily", day=DEMO_DAY, limit=100) == everything
+    everything = walk(api_client, "/api/daily", limit=7)
+    assert everything == entry_links(api_client.get("/").text)
+    assert walk(api_client, "/api/daily", day=DEMO_DAY, limit=100) == everything
 
 
-def test_daily_week_month_and_days_without_listings(client):
-    day = client.get("/api/daily", params={"day": "2024-03-15"}).json()
+def test_daily_week_month_and_days_without_listings(api_client):
+    day = api_client.get("/api/daily", params={"day": "2024-03-15"}).json()
     assert day["source"] == "submitted" and [p["id"] for p in day["items"]] == ["2403.01234"]
-    assert client.get("/api/daily", params={"week": "2024-W11"}).json()["total"] == 43
-    month = client.get("/api/daily", params={"month": "2024-02"}).json()
+    assert api_client.get("/api/daily", params={"week": "2024-W11"}).json()["total"] == 43
+    month = api_client.get("/api/daily", params={"month": "2024-02"}).json()
     assert (month["first"], month["last"], [p["id"] for p in month["items"]]) == ("2024-02-01", "2024-02-29",
                                                                                    ["2402.05678"])  # fmt: skip
-    assert client.get("/api/daily", params={"month": "2023-12"}).json()["items"] == []  # the one paper is hidden
+    assert api_client.get("/api/daily", params={"month": "2023-12"}).json()["items"] == []  # the one paper is hidden
     for params, word in (({"day": "2024-02-30"}, "day"), ({"day": "yesterday"}, "day"), ({"week": "2024-W60"}, "week"),
                          ({"month": "2024-13"}, "month"), ({"day": DEMO_DAY, "week": "2024-W11"}, "one of")):
-        assert_error(client.get("/api/daily", params=params), 422, word)
+        assert_error(api_client.get("/api/daily", params=params), 422, word)
 
 
-def test_trending_ranks_by_decayed_votes_like_the_page(client, api_home):
+def test_trending_ranks_by_decayed_votes_like_the_page(api_client, api_home):
     ids = api_home["ids"]
-    r = client.get("/api/trending", params={"window": "day"})
+    r = api_client.get("/api/trending", params={"window": "day"})
     body = r.json()
     assert ids_of(r) == [ids[7], ids[3]] and body["total"] == 2 and body["next"] is None
     scores = [p["score"] for p in body["items"]]
     assert scores[0] > scores[1] > 0 and body["half_life_hours"] == 6
-    assert ids_of(client.get("/api/trending", params={"limit": 1, "offset": 1})) == [ids[3]]
-    assert ids_of(r) == entry_links(client.get("/trending?window=day").text)
-    assert_error(client.get("/api/trending", params={"window": "year"}), 422, "window")
+    assert ids_of(api_client.get("/api/trending", params={"limit": 1, "offset": 1})) == [ids[3]]
+    assert ids_of(r) == entry_links(api_client.get("/trending?window=day").text)
+    assert_error(api_client.get("/api/trending", params={"window": "year"}), 422, "window")
 
 
 # ------------------------------------------------------------------- search
@@ -216,16 +163,16 @@ def test_trending_ranks_by_decayed_votes_like_the_page(client, api_home):
 @pytest.mark.parametrize("params", [{"q": "language models"}, {"q": '"language models" scaling', "mode": "lexical"},
                                     {"q": "retrieval", "mode": "dense"}, {"q": "language", "page": 2},
                                     {"q": "models", "author": "Ada Lovelace"}, {"q": "cat:cs.CL"}])  # fmt: skip
-def test_search_answers_what_the_search_page_shows(client, params):
+def test_search_answers_what_the_search_page_shows(api_client, params):
     page = params.pop("page", 1)
-    html = client.get("/search", params=params | {"page": page}).text
-    api = client.get("/api/search", params=params | {"offset": (page - 1) * 20, "limit": 20})
+    html = api_client.get("/search", params=params | {"page": page}).text
+    api = api_client.get("/api/search", params=params | {"offset": (page - 1) * 20, "limit": 20})
     assert ids_of(api) and ids_of(api) == entry_links(html[html.index('class="searchpage"'):])
     assert HIDDEN not in ids_of(api)
 
 
-def test_search_results_carry_scores_highlights_and_paging(client):
-    r = client.get("/api/search", params={"q": '"language models" scaling', "mode": "lexical", "k": 5})
+def test_search_results_carry_scores_highlights_and_paging(api_client):
+    r = api_client.get("/api/search", params={"q": '"language models" scaling', "mode": "lexical", "k": 5})
     body = r.json()
     first = body["items"][0]
     assert first["id"] == "2403.01234" and body["limit"] == 5 and len(body["items"]) == 5
@@ -233,61 +180,61 @@ def test_search_results_carry_scores_highlights_and_paging(client):
     assert "language models" in marked and "scaling" in marked
     assert all(x["score"] is not None for x in body["items"])
     assert '"language models"' in body["describe"] and "scaling" in body["describe"] and body["notes"] == []
-    pages = walk(client, "/api/search", q="language", limit=20)
+    pages = walk(api_client, "/api/search", q="language", limit=20)
     assert len(pages) == len(set(pages)) > 20
-    assert_error(client.get("/api/search", params={"q": "x", "offset": 5000}), 422, "offset")
+    assert_error(api_client.get("/api/search", params={"q": "x", "offset": 5000}), 422, "offset")
 
 
-def test_search_notes_lookups_and_bad_modes(client):
-    r = client.get("/api/search", params={"q": "title:models"}).json()
+def test_search_notes_lookups_and_bad_modes(api_client):
+    r = api_client.get("/api/search", params={"q": "title:models"}).json()
     assert r["notes"] and "title" in r["notes"][0] and r["items"]
-    contradiction = client.get("/api/search", params={"q": "since:2024-03 until:2024-01"})
+    contradiction = api_client.get("/api/search", params={"q": "since:2024-03 until:2024-01"})
     assert contradiction.status_code == 200 and contradiction.json()["notes"] and contradiction.json()["items"] == []
-    assert ids_of(client.get("/api/search", params={"q": "arXiv:2403.01234v3"})) == ["2403.01234"]
-    assert ids_of(client.get("/api/search", params={"q": HIDDEN})) == []
-    assert client.get("/api/search", params={"q": ""}).json()["items"] == []
-    assert_error(client.get("/api/search", params={"q": "x", "mode": "fancy"}), 422, "hybrid")
+    assert ids_of(api_client.get("/api/search", params={"q": "arXiv:2403.01234v3"})) == ["2403.01234"]
+    assert ids_of(api_client.get("/api/search", params={"q": HIDDEN})) == []
+    assert api_client.get("/api/search", params={"q": ""}).json()["items"] == []
+    assert_error(api_client.get("/api/search", params={"q": "x", "mode": "fancy"}), 422, "hybrid")
 
 
-def test_hostile_queries_never_break_the_search_api(client):
+def test_hostile_queries_never_break_the_search_api(api_client):
     for q in HOSTILE:
-        r = client.get("/api/search", params={"q": q})
+        r = api_client.get("/api/search", params={"q": q})
         assert r.status_code == 200, (q[:20], r.text[:200])
         assert isinstance(r.json()["notes"], list)
     for field in ("cat", "author", "since", "until"):
-        assert client.get("/api/search", params={"q": "models", field: '"<script>'}).status_code == 200
+        assert api_client.get("/api/search", params={"q": "models", field: '"<script>'}).status_code == 200
 
 
 # ------------------------------------------------------- similar, authors, ngram
 
 
-def test_similar_papers(client):
-    r = client.get("/api/similar/arXiv:2403.01234")
+def test_similar_papers(api_client):
+    r = api_client.get("/api/similar/arXiv:2403.01234")
     body = r.json()
     got = ids_of(r)
     assert body["paper_id"] == "2403.01234" and len(got) == 20 and "2403.01234" not in got and HIDDEN not in got
     scores = [p["score"] for p in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert walk(client, "/api/similar/2403.01234", limit=9)[:20] == got
-    assert_error(client.get("/api/similar/2401.99999"), 404)
-    assert_error(client.get(f"/api/similar/{HIDDEN}"), 404)
+    assert walk(api_client, "/api/similar/2403.01234", limit=9)[:20] == got
+    assert_error(api_client.get("/api/similar/2401.99999"), 404)
+    assert_error(api_client.get(f"/api/similar/{HIDDEN}"), 404)
 
 
-def test_author_papers(client):
-    r = client.get("/api/authors/ada lovelace")
+def test_author_papers(api_client):
+    r = api_client.get("/api/authors/ada lovelace")
     assert r.json()["name"] == "Ada Lovelace" and ids_of(r) == ["2403.01234", "2402.05678"]
-    assert_error(client.get("/api/authors/Grace Hopper"), 404)  # her one paper is hidden
-    assert_error(client.get("/api/authors/Nobody Atall"), 404, "Nobody Atall")
+    assert_error(api_client.get("/api/authors/Grace Hopper"), 404)  # her one paper is hidden
+    assert_error(api_client.get("/api/authors/Nobody Atall"), 404, "Nobody Atall")
 
 
-def test_ngram_counts(client):
-    body = client.get("/api/ngram/count", params={"phrase": "Language Models"}).json()
+def test_ngram_counts(api_client):
+    body = api_client.get("/api/ngram/count", params={"phrase": "Language Models"}).json()
     assert body["tokens"] == ["language", "models"] and body["count"] >= body["papers"] > 3
-    assert client.get("/api/ngram/count", params={"phrase": "zyzzyva quux"}).json()["count"] == 0
-    assert client.get("/api/ngram/count", params={"phrase": "   "}).json() == {
+    assert api_client.get("/api/ngram/count", params={"phrase": "zyzzyva quux"}).json()["count"] == 0
+    assert api_client.get("/api/ngram/count", params={"phrase": "   "}).json() == {
         "phrase": "   ", "tokens": [], "count": 0, "papers": 0}
-    assert client.get("/api/ngram/count", params={"phrase": "<script>" * 100}).status_code == 200
-    assert_error(client.get("/api/ngram/count"), 422, "phrase")
+    assert api_client.get("/api/ngram/count", params={"phrase": "<script>" * 100}).status_code == 200
+    assert_error(api_client.get("/api/ngram/count"), 422, "phrase")
 
 
 def test_without_indexes_the_api_says_503_and_the_rest_works(config):
@@ -303,8 +250,8 @@ def test_without_indexes_the_api_says_503_and_the_rest_works(config):
 # ---------------------------------------------------- comments, collections (read)
 
 
-def test_comments_in_thread_order_with_sanitised_html(client, api_home):
-    r = client.get(f"/api/papers/{api_home['ids'][7]}/comments")
+def test_comments_in_thread_order_with_sanitised_html(api_client, api_home):
+    r = api_client.get(f"/api/papers/{api_home['ids'][7]}/comments")
     body = r.json()
     assert body["total"] == 3 and [c["user"] for c in body["items"]] == ["alice", "bob", "bob"]
     first, reply, later = body["items"]
@@ -314,43 +261,44 @@ def test_comments_in_thread_order_with_sanitised_html(client, api_home):
         "onerror=alert", "")  # fmt: skip
     assert not re.search(r"<[^>]+\son\w+\s*=", first["html"])
     assert "<em>agree</em>" in reply["html"]
-    assert client.get(f"/api/papers/{api_home['ids'][7]}/comments", params={"limit": 2}).json()["next"]
-    assert_error(client.get("/api/papers/2401.99999/comments"), 404)
+    assert api_client.get(f"/api/papers/{api_home['ids'][7]}/comments", params={"limit": 2}).json()["next"]
+    assert_error(api_client.get("/api/papers/2401.99999/comments"), 404)
 
 
-def test_collections_are_public_or_their_owner_s(client, api_home):
+def test_collections_are_public_or_their_owner_s(api_client, api_home):
     pub, priv = api_home["public"], api_home["private"]
-    r = client.get(f"/api/collections/{pub}")
+    r = api_client.get(f"/api/collections/{pub}")
     body = r.json()
     assert (body["name"], body["owner"], body["public"], body["size"]) == ("Reading list", "alice", True, 2)
     assert [i["paper_id"] for i in body["items"]] == [api_home["ids"][7], "2403.01234"]
     assert body["items"][0]["note"] == "read <b>this</b> first" and body["items"][1]["paper"]["title"] == XSS_TITLE
-    assert_error(client.get(f"/api/collections/{priv}"), 404)
-    assert_error(client.get(f"/api/collections/{priv}", headers=auth("bob")), 404)
-    assert client.get(f"/api/collections/{priv}", headers=auth("alice")).json()["name"] == "Secret"
-    listed = client.get("/api/collections").json()["items"]
+    assert_error(api_client.get(f"/api/collections/{priv}"), 404)
+    assert_error(api_client.get(f"/api/collections/{priv}", headers=auth("bob")), 404)
+    assert api_client.get(f"/api/collections/{priv}", headers=auth("alice")).json()["name"] == "Secret"
+    listed = api_client.get("/api/collections").json()["items"]
     assert [c["id"] for c in listed] == [pub] and listed[0]["url"] == f"http://testserver/api/collections/{pub}"
-    mine = client.get("/api/me/collections", headers=auth("alice")).json()["items"]
+    mine = api_client.get("/api/me/collections", headers=auth("alice")).json()["items"]
     assert sorted(c["name"] for c in mine) == ["Reading list", "Secret"]
-    assert_error(client.get("/api/collections/99999"), 404)
-    assert_error(client.get("/api/collections/abc"), 422)
-    assert_error(client.get(f"/api/collections/{2**70}"), 422)
+    assert_error(api_client.get("/api/collections/99999"), 404)
+    assert_error(api_client.get("/api/collections/abc"), 422)
+    assert_error(api_client.get(f"/api/collections/{2**70}"), 422)
 
 
 # --------------------------------------------------------------------- tokens
 
 
-def test_token_authentication(client):
-    me = client.get("/api/me", headers=auth("carol")).json()
+def test_token_authentication(api_client):
+    me = api_client.get("/api/me", headers=auth("carol")).json()
     assert (me["username"], me["role"]) == ("carol", "admin") and me["created"].startswith("20")
-    missing = client.get("/api/me")
+    missing = api_client.get("/api/me")
     assert_error(missing, 401, "Bearer")
     assert missing.headers["www-authenticate"] == 'Bearer realm="papertide"'
     for header in ("Bearer wrong-token", "Bearer ", "Basic YWxpY2U6cGFzcw==", "bearer " + "x" * 5000):
-        r = client.get("/api/me", headers={"Authorization": header})
+        r = api_client.get("/api/me", headers={"Authorization": header})
         assert_error(r, 401)
         assert r.headers["www-authenticate"].startswith('Bearer realm="papertide", error=')
-    assert_error(client.get("/api/daily", headers={"Authorization": "Bearer wrong"}), 401)  # a wrong token is never ignored
+    wrong = api_client.get("/api/daily", headers={"Authorization": "Bearer wrong"})
+    assert_error(wrong, 401)  # a wrong token is never ignored
 
 
 def test_writes_need_a_token_and_a_session_cookie_is_not_one(writer, api_home):
@@ -454,18 +402,63 @@ def test_only_owners_change_collections(writer, api_home):
     assert writer.get(f"/api/collections/{priv}", headers=auth("alice")).json()["name"] == "Secret"
 
 
-def test_hostile_input_anywhere_is_a_json_answer_never_a_500(client):
+def test_hostile_input_anywhere_is_a_json_answer_never_a_500(api_client):
     from urllib.parse import quote
 
-    bad = ("<script>alert(1)</script>", "x" * 5_000, "a\x00b", "../../etc/passwd", "%00", "😀", "'; DROP TABLE votes;--")
+    bad = ("<script>alert(1)</script>", "x" * 5_000, "a\x00b", "../../etc/passwd", "%00", "😀",
+           "'; DROP TABLE votes;--")
     for text in bad:
         q = quote(text, safe="")
         for url in (f"/api/papers/{q}", f"/api/papers/{q}/comments", f"/api/similar/{q}", f"/api/authors/{q}",
                     f"/api/papers?ids={q}", f"/api/daily?day={q}", f"/api/daily?week={q}", f"/api/daily?month={q}",
                     f"/api/trending?window={q}", f"/api/search?mode={q}", f"/api/search?cat={q}",
                     f"/api/ngram/count?phrase={q[:1000]}", f"/api/collections/{q}", f"/api/papers?limit={q}"):
-            r = client.get(url)
+            r = api_client.get(url)
             assert r.status_code < 500 and r.headers["content-type"].startswith("application/json"), (url[:80], r)
+
+
+# -------------------------------------------------------------- rate limits
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_searches_are_limited_per_token_or_address(api_client):
+    app = api_client.app
+    default = ApiLimits.default()
+    assert (default.searches.rate * 60, default.searches.burst) == (120, 30)
+    clock, saved = Clock(), app.state.api_limits
+    app.state.api_limits = ApiLimits(writes=RequestLimiter(100, 100, clock=clock),
+                                     searches=RequestLimiter(1.0, 3, clock=clock))  # fmt: skip
+    try:
+        searches = ["/api/search?q=retrieval", "/api/similar/2403.01234", "/api/ngram/count?phrase=language+models"]
+        for url in searches:
+            assert api_client.get(url).status_code == 200, url
+        r = api_client.get("/api/search", params={"q": "retrieval"})
+        assert_error(r, 429, "too many searches", "try again in 1 s")
+        assert r.headers["retry-after"] == "1"
+        assert api_client.get("/api/papers/2403.01234").status_code == 200  # other reads are not searches
+        assert api_client.get("/api/complete", params={"q": "lang"}).status_code == 200  # the search box's helper
+        assert api_client.get("/api/search?q=retrieval", headers=auth("alice")).status_code == 200  # her own count
+        elsewhere = TestClient(app, client=("198.51.100.23", 4000))
+        assert elsewhere.get("/api/search?q=retrieval").status_code == 200  # another address
+        clock.now += 1
+        assert api_client.get("/api/search?q=retrieval").status_code == 200
+    finally:
+        app.state.api_limits = saved
+
+
+def test_429_is_documented_where_it_can_happen(api_client):
+    paths = api_client.get("/api/openapi.json").json()["paths"]
+    for path, method in (("/api/search", "get"), ("/api/similar/{paper_id}", "get"), ("/api/ngram/count", "get"),
+                         ("/api/papers/{paper_id}/vote", "post"), ("/api/collections", "post")):  # fmt: skip
+        assert "429" in paths[path][method]["responses"], (path, method)
+    assert "429" not in paths["/api/papers"]["get"]["responses"]
 
 
 # ------------------------------------------------------------- schema, errors
@@ -481,8 +474,8 @@ ENDPOINTS = {
 }  # fmt: skip
 
 
-def test_the_openapi_schema_documents_every_endpoint(client):
-    schema = client.get("/api/openapi.json").json()
+def test_the_openapi_schema_documents_every_endpoint(api_client):
+    schema = api_client.get("/api/openapi.json").json()
     for path, methods in ENDPOINTS.items():
         assert methods <= set(schema["paths"].get(path, {})), path
     assert not [p for p in schema["paths"] if not p.startswith("/api/")]  # pages and feeds stay out
@@ -497,24 +490,24 @@ def test_the_openapi_schema_documents_every_endpoint(client):
     assert schema["components"]["schemas"]["ErrorOut"]["properties"]["detail"]["type"] == "string"
 
 
-def test_the_docs_page_uses_the_vendored_swagger_ui_and_no_inline_script(client):
-    r = client.get("/api/docs")
+def test_the_docs_page_uses_the_vendored_swagger_ui_and_no_inline_script(api_client):
+    r = api_client.get("/api/docs")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     scripts = re.findall(r"<script\b[^>]*>", r.text)
     assert len(scripts) == 2 and all(" src=" in s for s in scripts)
     assert not re.search(r"<[^>]+\s(on\w+|style)\s*=", r.text) and "<style" not in r.text
     assert 'data-url="/api/openapi.json"' in r.text and "script-src 'self'" in r.headers["content-security-policy"]
     for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', r.text):
-        assert client.get(src).status_code == 200, src
+        assert api_client.get(src).status_code == 200, src
     for name in ("LICENSE", "NOTICE", "README.txt"):
-        assert client.get(f"/static/swagger/{name}").status_code == 200
+        assert api_client.get(f"/static/swagger/{name}").status_code == 200
 
 
-def test_errors_are_json_with_proper_statuses(client):
-    assert_error(client.get("/api/nothing/here"), 404)
-    assert_error(client.delete("/api/daily"), 405)
-    assert_error(client.post("/api/collections/1", json={}), 405)
-    assert_error(client.get("/api/trending", params={"limit": "many"}), 422, "limit")
+def test_errors_are_json_with_proper_statuses(api_client):
+    assert_error(api_client.get("/api/nothing/here"), 404)
+    assert_error(api_client.delete("/api/daily"), 405)
+    assert_error(api_client.post("/api/collections/1", json={}), 405)
+    assert_error(api_client.get("/api/trending", params={"limit": "many"}), 422, "limit")
 
 
 # ------------------------------------------------------------------ browser

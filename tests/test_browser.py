@@ -3,8 +3,9 @@
 What only a browser shows: the pages' JavaScript (autocomplete, KaTeX, upvotes without
 a reload) working under the strict CSP; hostile titles and comments staying inert text
 once a browser parses the page; the community's forms end to end (sign up, log out, log
-in, upvote and undo, submit a paper fetched from a loopback arXiv API or kept while it is
-unreachable, save to collections, comment and reply); and the pages as a person sees
+in, upvote and undo on a paper page and in the daily list — with and without script —
+submit a paper fetched from a loopback arXiv API or kept while it is unreachable, save
+to collections, comment and reply); and the pages as a person sees
 them (screenshots, desktop and phone, kept in ``PAPERTIDE_ARTIFACTS``, by default
 pytest's tmp dir). One app per module, served by uvicorn on a free loopback port, over
 the demo corpus listed on 2024-03-17 plus a few papers made for these tests (TeX titles,
@@ -335,14 +336,17 @@ def test_sign_up_log_out_and_log_in(web):
 
 
 def test_upvote_counts_up_and_undo_counts_down(member):
+    from playwright.sync_api import expect
+
     page, pid = member.page, demo_paper_ids()[10]
     member.goto(f"/paper/{pid}")
     before = vote_count(page)
-    button = page.locator("form.vote button")
+    button = page.locator(".paper-meta form.vote button")
     with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/vote")) as answer:
         button.click()
     assert answer.value.json() == {"votes": before + 1, "voted": True}
-    assert vote_count(page) == before + 1 and button.get_attribute("aria-pressed") == "true"
+    expect(page.locator(".votes.big .n")).to_have_text(str(before + 1))
+    expect(button).to_have_attribute("aria-pressed", "true")
     page.reload()
     assert vote_count(page) == before + 1 and button.inner_text() == "Upvoted ✓"  # it was stored
     member.goto(f"/papers/{DEMO_DAY}")
@@ -351,10 +355,73 @@ def test_upvote_counts_up_and_undo_counts_down(member):
     member.goto(f"/paper/{pid}")
     with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/unvote")):
         button.click()
-    assert vote_count(page) == before and button.get_attribute("aria-pressed") == "false"
+    expect(page.locator(".votes.big .n")).to_have_text(str(before))
+    expect(button).to_have_attribute("aria-pressed", "false")
     page.reload()
     assert vote_count(page) == before and button.inner_text() == "▲ Upvote"
     assert member.errors == [] and member.csp_violations() == []
+
+
+def list_entry(page, pid: str):
+    return page.locator("article.entry", has=page.locator(f'h2.title a[href="/paper/{pid}"]'))
+
+
+def test_upvote_from_the_daily_list_and_undo_without_leaving_it(member):
+    from playwright.sync_api import expect
+
+    page, pid, neighbour = member.page, demo_paper_ids()[20], demo_paper_ids()[21]
+    member.goto(f"/papers/{DEMO_DAY}")
+    url, entry = page.url, list_entry(page, pid)
+    count, button = entry.locator(".votes .n"), entry.locator("form.vote button")
+    before, beside = int(count.inner_text()), list_entry(page, neighbour).locator(".votes .n").inner_text()
+    assert button.get_attribute("aria-pressed") == "false"
+    with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/vote")) as answer:
+        button.click()
+    assert answer.value.json() == {"votes": before + 1, "voted": True}
+    expect(count).to_have_text(str(before + 1))
+    expect(button).to_have_attribute("aria-pressed", "true")
+    assert entry.locator(".votes .l").inner_text() == ("upvote" if before == 0 else "upvotes")
+    assert list_entry(page, neighbour).locator(".votes .n").inner_text() == beside  # only its own entry moved
+    assert page.url == url  # no page load
+    page.reload()
+    expect(count).to_have_text(str(before + 1))  # stored
+    expect(button).to_have_attribute("aria-pressed", "true")
+    with page.expect_response(lambda r: r.url.endswith(f"/paper/{pid}/unvote")) as answer:
+        button.click()
+    assert answer.value.json() == {"votes": before, "voted": False}
+    expect(count).to_have_text(str(before))
+    expect(button).to_have_attribute("aria-pressed", "false")
+    page.reload()
+    expect(count).to_have_text(str(before))
+    assert member.errors == [] and member.csp_violations() == []
+
+
+def test_list_votes_work_without_script_and_visitors_are_sent_to_log_in(browser, live, member_state):
+    pid = demo_paper_ids()[22]
+    context = browser.new_context(storage_state=member_state, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{live.url}/papers/{DEMO_DAY}")
+        before = int(list_entry(page, pid).locator(".votes .n").inner_text())
+        list_entry(page, pid).locator("form.vote button").click()  # a plain form post, then back here
+        page.wait_for_url(f"**/papers/{DEMO_DAY}#p-{pid}")
+        assert list_entry(page, pid).locator(".votes .n").inner_text() == str(before + 1)
+        assert list_entry(page, pid).locator("form.vote button").get_attribute("aria-pressed") == "true"
+        list_entry(page, pid).locator("form.vote button").click()
+        page.wait_for_load_state()
+        assert list_entry(page, pid).locator(".votes .n").inner_text() == str(before)
+    finally:
+        context.close()
+    visitor = browser.new_context()
+    try:
+        page = visitor.new_page()
+        page.goto(f"{live.url}/papers/{DEMO_DAY}")
+        assert list_entry(page, pid).locator("form.vote").count() == 0
+        list_entry(page, pid).get_by_role("link", name="Log in to upvote").click()
+        page.wait_for_url(f"**/login?next=/papers/{DEMO_DAY}")
+        assert page.locator("form[action='/login'] input[name=next]").input_value() == f"/papers/{DEMO_DAY}"
+    finally:
+        visitor.close()
 
 
 def test_submit_a_paper_by_arxiv_url_fetched_from_the_arxiv_api(member, arxiv):

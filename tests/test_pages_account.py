@@ -67,6 +67,31 @@ def test_nobody_becomes_admin_by_signing_up(app):
     assert app.state.store.community.user_by_name("first").role == "user"
 
 
+def test_sign_ups_are_limited_per_address_with_a_429_page_and_retry_after(app):
+    default = app.state.signup_limiter
+    assert (default.max_attempts, default.window) == (10, 3600.0)
+    now = [1000.0]  # the same limits on a clock the test moves
+    app.state.signup_limiter = auth.RateLimiter(max_attempts=10, window=3600.0, clock=lambda: now[0])
+    c = client(app, address="203.0.113.7")
+    assert signup(c, "first").status_code == 303  # an account made counts...
+    c = client(app, address="203.0.113.7")  # (a new browser: the first is logged in)
+    for i in range(9):
+        assert signup(c, f"user{i}", again="typo in the second one").status_code == 400  # ...and so do failures
+    r = signup(c, "eleventh")
+    assert r.status_code == 429 and r.headers["retry-after"] == "3600"
+    assert r.headers["cache-control"] == "no-store" and r.headers["content-type"].startswith("text/html")
+    assert "<h1>Too many sign-ups</h1>" in r.text and "Try again in 60 minutes" in r.text
+    assert auth.SESSION_COOKIE not in c.cookies
+    com = app.state.store.community
+    assert com.user_count() == 1 and com.user_by_name("eleventh") is None
+    assert signup(client(app, address="198.51.100.2"), "elsewhere").status_code == 303  # another address
+    now[0] += 3599
+    r = signup(c, "eleventh")
+    assert r.status_code == 429 and r.headers["retry-after"] == "1" and "Try again in 1 minute," in r.text
+    now[0] += 1  # the first attempt has aged out of the hour
+    assert signup(c, "eleventh").status_code == 303 and com.user_by_name("eleventh") is not None
+
+
 # ----------------------------------------------------------------- log in / out
 
 

@@ -140,6 +140,76 @@ def test_a_visitor_who_upvotes_is_sent_to_log_in_and_back(app):
     assert "Log in to upvote" in page and 'class="comment-form"' not in page
 
 
+def vote_forms(html: str) -> dict[str, tuple[str, str, str]]:
+    """The list entries' vote forms by paper id: (action, aria-pressed, next)."""
+    found = re.findall(r'<article class="entry" id="p-([^"]+)">\s*<div class="votes"[^>]*>\s*'
+                       r'<form class="vote" method="post" action="([^"]+)".*?name="next" value="([^"]*)"'
+                       r'.*?aria-pressed="(true|false)"', html, re.S)
+    return {pid: (action, pressed, nxt) for pid, action, nxt, pressed in found}
+
+
+def test_list_entries_have_vote_buttons_in_the_visitor_s_state(app):
+    alice = logged_in(app, "alice")
+    com = app.state.store.community
+    listed = [pid for pid, _, _ in com.listed(DEMO_DAY, DEMO_DAY)]
+    com.vote(user_id(app, "alice"), listed[2])
+    forms = vote_forms(alice.get(f"/papers/{DEMO_DAY}").text)
+    assert set(forms) == set(listed)
+    assert forms[listed[2]] == (f"/paper/{listed[2]}/unvote", "true", f"/papers/{DEMO_DAY}#p-{listed[2]}")
+    assert forms[listed[0]] == (f"/paper/{listed[0]}/vote", "false", f"/papers/{DEMO_DAY}#p-{listed[0]}")
+    page = alice.get(f"/papers/{DEMO_DAY}").text
+    assert page.count(f'name="csrf" value="{csrf_of(page)}"') == len(listed) + 1  # each form, and log out's
+    week = vote_forms(alice.get("/papers/week/2024-W11?page=1").text)
+    assert week[listed[2]][2] == f"/papers/week/2024-W11?page=1#p-{listed[2]}"
+    author = vote_forms(alice.get("/author/Ada%20Lovelace").text)
+    assert set(author) == {PAPER, OTHER} and author[PAPER][2] == f"/author/Ada%20Lovelace#p-{PAPER}"
+
+
+def test_a_vote_from_a_list_comes_back_to_its_entry_without_script(app):
+    alice = logged_in(app, "alice")
+    page = alice.get(f"/papers/{DEMO_DAY}").text
+    pid = next(iter(vote_forms(page)))
+    r = alice.post(f"/paper/{pid}/vote", data={"csrf": csrf_of(page), "next": f"/papers/{DEMO_DAY}#p-{pid}"},
+                   follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == f"/papers/{DEMO_DAY}#p-{pid}"
+    assert vote_forms(alice.get(f"/papers/{DEMO_DAY}").text)[pid][:2] == (f"/paper/{pid}/unvote", "true")
+    entry = alice.get(f"/papers/{DEMO_DAY}").text.split(f'id="p-{pid}"')[1]
+    assert entry.index('<span class="n">1</span><span class="l">upvote</span>') < entry.index("</article>")
+
+
+def test_visitors_get_a_link_to_log_in_in_every_list_entry(app):
+    html = client(app).get(f"/papers/{DEMO_DAY}").text
+    entries = html.count('<article class="entry"')
+    assert entries == 43 and 'class="vote"' not in html
+    assert html.count(f'<a class="up" href="/login?next=/papers/{DEMO_DAY}" aria-label="Log in to upvote">') == 43
+    html = client(app).get("/author/Ada%20Lovelace?page=1").text
+    assert 'href="/login?next=/author/Ada%2520Lovelace%3Fpage%3D1"' in html  # back to this very page
+
+
+def test_each_page_asks_the_store_for_the_visitor_s_votes_once(app, monkeypatch):
+    alice = logged_in(app, "alice")
+    com = app.state.store.community
+    coll = com.create_collection(user_id(app, "alice"), "Mine")
+    com.add_item(coll.id, PAPER)
+    com.vote(user_id(app, "alice"), PAPER)  # something trending
+    calls: list[list[str]] = []
+    real = com.voted
+
+    def counted(user, ids):
+        calls.append(list(ids))
+        return real(user, ids)
+
+    monkeypatch.setattr(com, "voted", counted)
+    for url in (f"/papers/{DEMO_DAY}", "/papers/week/2024-W11", "/papers/month/2024-03", "/trending?window=month",
+                "/author/Ada%20Lovelace", f"/collection/{coll.id}", f"/paper/{PAPER}"):  # fmt: skip
+        calls.clear()
+        assert alice.get(url).status_code == 200, url
+        assert len(calls) == 1, (url, len(calls))
+    calls.clear()
+    client(app).get(f"/papers/{DEMO_DAY}")
+    assert calls == []  # a visitor has no votes to ask about
+
+
 # --------------------------------------------------------------------- comments
 
 
@@ -218,6 +288,40 @@ def test_an_admin_hides_a_comment_with_its_replies_and_a_user_cannot(app):
     post(admin, f"/comment/{first}/hide", hidden="0")
     assert len(comment_ids(bob.get(f"/paper/{PAPER}").text)) == 3
     assert post(admin, "/comment/99999/hide").status_code == 404
+
+
+def comment_block(html: str, cid: int) -> str:
+    start = html.index(f'id="comment-{cid}"')
+    return html[start : html.index("\n    </div>", start)]
+
+
+def test_admins_see_hidden_comments_marked_and_unhide_them_and_nobody_else_does(app):
+    admin, bob = logged_in(app, "root", role="admin"), logged_in(app, "bob")
+    com = app.state.store.community
+    spam = com.add_comment(PAPER, user_id(app, "bob"), "spam spam").id
+    reply = com.add_comment(PAPER, user_id(app, "root"), "a reply to spam", parent_id=spam).id
+    keep = com.add_comment(PAPER, user_id(app, "bob"), "useful").id
+    com.set_comment_hidden(spam, True)
+    for viewer in (bob, client(app)):
+        html = viewer.get(f"/paper/{PAPER}").text
+        assert comment_ids(html) == [keep] and "spam" not in html and "Comments (1)" in html
+        section = comments_section(html)
+        assert "flag" not in section and "hidden-comment" not in section and "Unhide" not in section
+    html = admin.get(f"/paper/{PAPER}").text
+    assert comment_ids(html) == [spam, reply, keep] and "Comments (1, and 2 hidden)" in html
+    hidden = comment_block(html, spam)
+    assert 'class="comment hidden-comment"' in html and '<span class="flag">hidden</span>' in hidden
+    assert "spam spam" in hidden and 'name="hidden" value="0"' in hidden and ">Unhide</button>" in hidden
+    assert 'class="reply-box"' not in hidden  # no replies under a hidden comment
+    under = comment_block(html, reply)
+    assert "hidden with its thread" in under and "/hide" not in under  # unhide its parent instead
+    shown = comment_block(html, keep)
+    assert 'name="hidden" value="1"' in shown and ">Hide</button>" in shown and "flag" not in shown
+    r = post(admin, f"/comment/{spam}/hide", hidden="0")  # the Unhide button's form
+    assert r.status_code == 303 and r.headers["location"] == f"/paper/{PAPER}#comments"
+    assert comment_ids(bob.get(f"/paper/{PAPER}").text) == [spam, reply, keep]
+    again = comment_block(admin.get(f"/paper/{PAPER}").text, spam)
+    assert "flag" not in again and ">Hide</button>" in again
 
 
 def test_an_admin_hides_a_paper_from_everyone_else(app):

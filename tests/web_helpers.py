@@ -67,8 +67,37 @@ def make_app(template: Path, config):
     return create_app(config)
 
 
-def client(app, base_url: str = "http://testserver") -> TestClient:
-    return TestClient(app, base_url=base_url, raise_server_exceptions=False)
+def entry_links(html: str) -> list[str]:
+    """The paper ids of a page's list entries, in order."""
+    return [m.removeprefix("/paper/") for m in re.findall(r'<h2 class="title tex"><a href="([^"]+)">', html)]
+
+
+def with_api_cors(app):
+    """``app`` with :class:`papertide.web.security.ApiCors` where ``create_app`` is to register it
+    (inside the security headers). A no-op once ``app.py`` registers it itself — then this goes."""
+    from starlette.middleware import Middleware
+
+    from papertide.web.security import ApiCors, SecurityHeaders
+
+    kinds = [m.cls for m in app.user_middleware]
+    if ApiCors not in kinds:
+        at = kinds.index(SecurityHeaders) + 1 if SecurityHeaders in kinds else 0
+        app.user_middleware.insert(at, Middleware(ApiCors))
+    return app
+
+
+def unlimited(app):
+    """``app`` with API rate limits no test reaches (for the tests of everything else)."""
+    from papertide.web.api_common import ApiLimits
+    from papertide.web.security import RequestLimiter
+
+    app.state.api_limits = ApiLimits(writes=RequestLimiter(1_000, 100_000), searches=RequestLimiter(1_000, 100_000))
+    return app
+
+
+def client(app, base_url: str = "http://testserver", address: str = "testclient") -> TestClient:
+    """A browser of ``app`` at the client address ``address`` (what the rate limiters count by)."""
+    return TestClient(app, base_url=base_url, raise_server_exceptions=False, client=(address, 50000))
 
 
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')

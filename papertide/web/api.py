@@ -7,7 +7,9 @@ disagree. Lists page with ``limit`` (1..100, default 20) and ``offset`` and answ
 with ``total`` (when cheap) and ``next`` (a URL, or null). Errors are
 ``{"detail": "…"}`` with a proper status (app.py renders them): 404 for an unknown
 paper or an id that is not one, 422 for an invalid parameter, 503 while the search
-index or the n-gram index is not built. Reads need no token; with one
+index or the n-gram index is not built, 429 (with ``Retry-After``) past a rate limit
+(searches and writes, per account or address: ``api_common.py``). Reads need no token,
+and other sites' scripts may make them (CORS, ``security.ApiCors``); with one
 (``Authorization: Bearer …``) papers say whether the caller ``voted`` and the
 caller's private collections become readable. The schema is ``/api/openapi.json``,
 browsable at ``/api/docs`` (``api_docs.py``, a vendored Swagger UI).
@@ -27,8 +29,9 @@ from papertide.rank import similar as similar_ranker
 from papertide.store.community import User
 from papertide.text.ngram import ngram_tokens, phrase_highlights
 from papertide.web import api_docs, api_write
-from papertide.web.api_common import (collection_out, comment_out, item_papers, next_url, optional_user, paper_outs,
-                                      papers_of, require_user, visible_collection, visible_paper_id)  # fmt: skip
+from papertide.web.api_common import (collection_out, comment_out, item_papers, limit_searches, next_url,
+                                      optional_user, paper_outs, papers_of, require_user, visible_collection,
+                                      visible_paper_id)  # fmt: skip
 from papertide.web.api_lists import MAX_SEARCH_OFFSET, daily_ids, period, run_search, trending
 from papertide.web.api_models import (MAX_ID, AuthorOut, CollectionDetailOut, CollectionItemOut, CollectionsOut,
                                       CommentsOut, DailyOut, ErrorOut, NgramCountOut, PaperOut, PapersOut, SearchOut,
@@ -39,6 +42,8 @@ from papertide.web.pages_common import community, engines, query_tokens, store, 
 ERRORS = {404: {"model": ErrorOut, "description": "Not found"},
           422: {"model": ErrorOut, "description": "Invalid parameters"}}  # fmt: skip
 UNAVAILABLE = {503: {"model": ErrorOut, "description": "The index is not built yet"}}
+LIMITED = {429: {"model": ErrorOut, "description": "Too many searches: wait Retry-After seconds"}}
+SEARCH = [Depends(limit_searches)]  # searches count against the caller's allowance
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 MAX_IDS = 100
@@ -165,7 +170,7 @@ def _highlights(papers: list, parsed) -> dict[str, dict[str, list[tuple[int, int
     return out
 
 
-@router.get("/search", response_model=SearchOut, tags=["search"], responses=UNAVAILABLE)
+@router.get("/search", response_model=SearchOut, tags=["search"], responses=UNAVAILABLE | LIMITED, dependencies=SEARCH)
 def search(request: Request, q: str = Query("", description="The query language of the search page: words, "
            '"exact phrases", -exclusions, author:, cat:, since:, until:, year:, or a paper id.'),
            mode: Literal["hybrid", "lexical", "dense"] = "hybrid", limit: int = Limit,
@@ -185,7 +190,8 @@ def search(request: Request, q: str = Query("", description="The query language 
                      notes=found.notes)  # fmt: skip
 
 
-@router.get("/similar/{paper_id:path}", response_model=SimilarOut, tags=["search"], responses=UNAVAILABLE)
+@router.get("/similar/{paper_id:path}", response_model=SimilarOut, tags=["search"], responses=UNAVAILABLE | LIMITED,
+            dependencies=SEARCH)  # fmt: skip
 def similar(request: Request, paper_id: str, limit: int = Limit,
             offset: int = Query(0, ge=0, le=MAX_SIMILAR_OFFSET),
             user: User | None = Depends(optional_user)) -> SimilarOut:  # fmt: skip
@@ -261,7 +267,8 @@ def my_collections(request: Request, user: User = Depends(require_user)) -> Coll
 # ------------------------------------------------------------------ phrases
 
 
-@router.get("/ngram/count", response_model=NgramCountOut, tags=["phrases"], responses=UNAVAILABLE)
+@router.get("/ngram/count", response_model=NgramCountOut, tags=["phrases"], responses=UNAVAILABLE | LIMITED,
+            dependencies=SEARCH)  # fmt: skip
 def ngram_count(request: Request, phrase: str = Query(min_length=1, max_length=1_000)) -> NgramCountOut:
     """Exact occurrences of a phrase (whole words, any case) in every title and abstract, and in how many papers."""
     engine = engines(request).phrases()

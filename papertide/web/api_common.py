@@ -7,6 +7,11 @@ is logged in cannot be made to write through the API by another site (no CSRF
 surface), and token requests need no CSRF token. A missing token on a write, or a
 wrong token anywhere, is a 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
 
+**Rate limits.** Writes are limited per account and searches (``/api/search``,
+``/api/similar``, ``/api/ngram/count``) per account, or per client address without a
+token (:class:`ApiLimits`, :func:`limit_writes`, :func:`limit_searches`); past a
+limit the answer is a 429 ``{"detail": …}`` with ``Retry-After`` in seconds.
+
 **Errors.** Engine exceptions become statuses in ``app.py`` (NotFoundError 404,
 ConflictError 409, …); the store's plain ``ValueError`` (a name too long, a reply to
 a comment on another paper) is turned into a 422 here by :func:`store_errors`.
@@ -18,7 +23,10 @@ listing day), so both surfaces always carry the same numbers.
 
 from __future__ import annotations
 
+import math
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from fastapi import Depends, HTTPException, Request
@@ -29,6 +37,7 @@ from papertide.store.community import Collection, CollectionItem, Comment, User
 from papertide.web.api_models import CollectionOut, CommentOut, Highlights, PaperOut, VersionOut
 from papertide.web.auth import token_hash
 from papertide.web.pages_common import community, entries, paper_url, store
+from papertide.web.security import RequestLimiter
 
 REALM = 'Bearer realm="papertide"'
 TOKEN_HELP = "send a personal API token as `Authorization: Bearer <token>` (create one on your account page)"
@@ -69,6 +78,63 @@ def require_user(request: Request, credentials: HTTPAuthorizationCredentials | N
     if user is None:
         raise _unauthorized(f"this needs an API token: {TOKEN_HELP}")
     return user
+
+
+# -------------------------------------------------------------- rate limits
+
+WRITES_PER_MINUTE, WRITE_BURST = 60, 30
+SEARCHES_PER_MINUTE, SEARCH_BURST = 120, 30
+_LIMITS_LOCK = threading.Lock()
+
+
+@dataclass
+class ApiLimits:
+    """The API's rate limiters of one app (``app.state.api_limits``, made on first use)."""
+
+    writes: RequestLimiter
+    searches: RequestLimiter
+
+    @classmethod
+    def default(cls) -> ApiLimits:
+        return cls(writes=RequestLimiter(WRITES_PER_MINUTE / 60, WRITE_BURST),
+                   searches=RequestLimiter(SEARCHES_PER_MINUTE / 60, SEARCH_BURST))  # fmt: skip
+
+
+def api_limits(request: Request) -> ApiLimits:
+    state = request.app.state
+    limits = getattr(state, "api_limits", None)
+    if limits is None:
+        with _LIMITS_LOCK:
+            limits = getattr(state, "api_limits", None)
+            if limits is None:
+                limits = state.api_limits = ApiLimits.default()
+    return limits
+
+
+def caller_key(request: Request, user: User | None) -> str:
+    """Whom a limit counts: the account behind the token, else the client's address."""
+    if user is not None:
+        return f"user:{user.id}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def _check(limiter: RequestLimiter, key: str, what: str) -> None:
+    wait = limiter.take(key)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        per_minute = round(limiter.rate * 60)
+        raise HTTPException(429, f"too many {what}: at most {per_minute} a minute (bursts of {limiter.burst}); "
+                                 f"try again in {seconds} s", headers={"Retry-After": str(seconds)})  # fmt: skip
+
+
+def limit_writes(request: Request, user: User = Depends(require_user)) -> None:
+    """Dependency of every write: the account's write allowance, or 429."""
+    _check(api_limits(request).writes, caller_key(request, user), "writes")
+
+
+def limit_searches(request: Request, user: User | None = Depends(optional_user)) -> None:
+    """Dependency of the searches: the caller's (account's or address's) allowance, or 429."""
+    _check(api_limits(request).searches, caller_key(request, user), "searches")
 
 
 # ------------------------------------------------------------------- errors
@@ -117,10 +183,9 @@ def paper_outs(request: Request, papers: Sequence[Paper], user: User | None = No
                scores: dict[str, float] | None = None,
                highlights: dict[str, dict[str, list[tuple[int, int]]]] | None = None) -> list[PaperOut]:  # fmt: skip
     """API records of ``papers`` (in order), with the community's numbers the pages show."""
-    voted = community(request).voted(user.id, [p.id for p in papers]) if user is not None and papers else set()
     base = base_url(request)
     out = []
-    for e in entries(request, papers, scores=scores):
+    for e in entries(request, papers, scores=scores, user=user):  # the token's user, never a cookie's
         p = e.paper
         marks = (highlights or {}).get(p.id)
         out.append(PaperOut(
@@ -129,7 +194,7 @@ def paper_outs(request: Request, papers: Sequence[Paper], user: User | None = No
             versions=[VersionOut(version=v.version, date=v.date) for v in p.versions], doi=p.doi,
             journal_ref=p.journal_ref, author_comments=p.comments, license=p.license, links=p.links, extra=p.extra,
             votes=e.votes, hf_upvotes=e.hf_upvotes, comment_count=e.comments, listed=e.listed,
-            submitter=e.submitter, voted=(p.id in voted) if user is not None else None, score=e.score,
+            submitter=e.submitter, voted=e.voted, score=e.score,
             highlights=Highlights(**marks) if marks is not None else None,
         ))  # fmt: skip
     return out

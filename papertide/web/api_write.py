@@ -2,7 +2,9 @@
 
 Every route here depends on :func:`api_common.require_user`: without a valid
 ``Authorization: Bearer <token>`` it answers 401 before touching anything, and a
-session cookie alone never writes (cookies are not read by the API at all). The
+session cookie alone never writes (cookies are not read by the API at all). Every
+write counts against the account's allowance (``api_common.limit_writes``: 429 and
+``Retry-After`` past it), and none is allowed cross-origin (``security.ApiCors``). The
 store enforces one vote per user per paper and checks every text; ownership is
 checked here: someone else's private collection does not exist for you (404), and
 someone else's public one can be read but not changed (403). Included by ``api.py``
@@ -14,8 +16,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 
 from papertide.store.community import User
-from papertide.web.api_common import (collection_out, comment_out, item_papers, own_collection, require_user,
-                                      store_errors, visible_paper_id)  # fmt: skip
+from papertide.web.api_common import (collection_out, comment_out, item_papers, limit_writes, own_collection,
+                                      require_user, store_errors, visible_paper_id)  # fmt: skip
 from papertide.web.api_models import (MAX_ID, CollectionIn, CollectionItemOut, CollectionOut, CollectionPatch,
                                       CommentIn, CommentOut, ErrorOut, ItemIn, VoteOut)  # fmt: skip
 from papertide.web.pages_common import community
@@ -23,7 +25,8 @@ from papertide.web.pages_common import community
 AUTH = {401: {"model": ErrorOut, "description": "No API token, or not a valid one"}}
 OWNER = {403: {"model": ErrorOut, "description": "Someone else's collection"}}
 TAKEN = {409: {"model": ErrorOut, "description": "You already have a collection of that name"}}
-router = APIRouter(responses=AUTH)
+LIMITED = {429: {"model": ErrorOut, "description": "Too many writes: wait Retry-After seconds"}}
+router = APIRouter(responses=AUTH | LIMITED, dependencies=[Depends(limit_writes)])
 
 CollectionId = Path(ge=1, le=MAX_ID)
 

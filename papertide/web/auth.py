@@ -12,7 +12,7 @@ and with no framework in sight, so each rule can be tested on its own:
   time-stamped token bound to a random cookie nonce for the anonymous forms (log in,
   sign up), so that login CSRF is stopped too;
 - the app secret is generated once into ``<home>/secret.key`` (0600), never in the repo;
-- :class:`RateLimiter` counts failed logins per key in memory, thread-safe and bounded.
+- :class:`RateLimiter` counts failed log-ins (and sign-ups) per key in memory, thread-safe and bounded.
 """
 
 from __future__ import annotations
@@ -267,10 +267,11 @@ def _create_secret(path: Path) -> None:
 
 
 class RateLimiter:
-    """At most ``max_attempts`` failures per key within a sliding ``window`` of seconds.
+    """At most ``max_attempts`` attempts per key within a sliding ``window`` of seconds.
 
-    Keys are any strings; the web layer uses ``"ip:<addr>"`` and ``"user:<name>"`` and
-    refuses a log-in when either is blocked. Only the latest ``max_attempts`` failure
+    Keys are any strings. Log-ins count failures under ``"ip:<addr>"`` and
+    ``"user:<name>"`` and are refused when either is blocked; sign-ups count every
+    attempt per address (:meth:`record`). Only the latest ``max_attempts`` failure
     times are kept per key, keys whose failures have all aged out are dropped as new
     failures arrive, and beyond ``max_keys`` the key with the oldest latest failure is
     evicted, so memory stays bounded whatever an attacker sends. Thread-safe.
@@ -311,6 +312,10 @@ class RateLimiter:
 
     def record_failure(self, key: str) -> None:
         """Count one failed attempt for ``key`` now."""
+        self.record(key)
+
+    def record(self, key: str) -> None:
+        """Count one attempt for ``key`` now (limiters of every attempt, like sign-ups, call this)."""
         with self._lock:
             now = self._clock()
             times = self._failures.get(key)

@@ -6,7 +6,10 @@ planted before log-in is worthless), re-hashes a password made with older parame
 and sends the browser back only to a path on this site (``next``). Failed log-ins are
 counted per client address and per username (:class:`auth.RateLimiter`, 5 in 5
 minutes): the next attempt is a 429 page with ``Retry-After``, and an unknown
-username costs the same time as a wrong password (``dummy_verify``).
+username costs the same time as a wrong password (``dummy_verify``). Sign-ups are
+counted per client address too, every attempt (``app.state.signup_limiter``, 10 an
+hour): enough for anyone fixing typos, and a bound on scripted accounts and on the
+argon2 hashing a flood of sign-ups would cost; past it, a 429 page with ``Retry-After``.
 
 The account page changes the email address, the password (the current one is asked;
 every other session of the account is logged out) and the personal API tokens the
@@ -63,6 +66,9 @@ def signup_page(request: Request, next: str = "/") -> Response:
 
 @router.post("/signup")
 def signup(request: Request, form: CsrfForm) -> Response:
+    blocked = _too_many_signups(request)
+    if blocked is not None:
+        return blocked
     username, email = _text(form, "username").strip(), _text(form, "email").strip()
     password, again = _text(form, "password"), _text(form, "password2")
     nxt = safe_next(_text(form, "next"))
@@ -88,6 +94,25 @@ def signup(request: Request, form: CsrfForm) -> Response:
     return response
 
 
+def _too_many_signups(request: Request) -> Response | None:
+    """The 429 page when this address has used up its sign-ups for now; else count this one and None."""
+    limiter: auth.RateLimiter = request.app.state.signup_limiter
+    key = f"ip:{_client(request)}"
+    wait = limiter.retry_after(key)
+    if wait <= 0:
+        limiter.record(key)  # every attempt counts, made account or not
+        return None
+    minutes = max(1, math.ceil(wait / 60))
+    ctx = {"status": 429, "title": "Too many sign-ups",
+           "message": f"Too many sign-ups from your address. Try again in {minutes} minute{'s' * (minutes != 1)}, "
+                      "or log in if you already have an account."}  # fmt: skip
+    return render(request, "error.html", ctx, status=429, headers={"Retry-After": str(math.ceil(wait))} | NO_STORE)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
@@ -103,8 +128,7 @@ def login_page(request: Request, next: str = "/") -> Response:
 
 
 def _limit_keys(request: Request, username: str) -> list[str]:
-    ip = request.client.host if request.client else "unknown"
-    return [f"ip:{ip}", f"user:{username.strip().casefold()[:64]}"]
+    return [f"ip:{_client(request)}", f"user:{username.strip().casefold()[:64]}"]
 
 
 def _too_many(request: Request, keys: list[str]) -> Response | None:

@@ -3,8 +3,10 @@
 A list of papers looks the same on the daily, trending, search and author pages: the
 title (linked to the paper page), authors (linked to their pages), a snippet of the
 abstract with the query's words and exact phrases marked, the upvotes, the submitter,
-the comment count and the links (arXiv abstract, PDF, code). :func:`entries` gathers
-all of that for a list of papers with a handful of batched store calls.
+the comment count and the links (arXiv abstract, PDF, code), and an upvote button in
+the signed-in visitor's state (a link to log in for visitors). :func:`entries`
+gathers all of that for a list of papers with a handful of batched store calls — one
+``voted()`` call for the visitor's upvotes.
 
 Text reaches templates as plain strings or as :data:`Segments` — ``(text, marked)``
 pieces the template wraps in ``<mark>`` — so every character is escaped by Jinja2 and
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
 from fastapi import Request
@@ -56,12 +58,19 @@ def current_user(request: Request):
     return getattr(request.state, "user", None)
 
 
+def here(request: Request) -> str:
+    """This page's path and query, percent-encoded: where a form sends the browser back to."""
+    path = quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def render(request: Request, name: str, context: dict, *, status: int = 200, headers: dict | None = None) -> Response:
-    """A page from ``templates/name`` with what the layout needs (user, search box text)."""
+    """A page from ``templates/name`` with what the layout needs (user, search box text, this page's URL)."""
     base = {
         "user": current_user(request),
         "csrf": getattr(request.state, "csrf", ""),
         "q": "",
+        "here": here(request),
     }
     return request.app.state.templates.TemplateResponse(request, name, base | context, status_code=status,
                                                         headers=headers)  # fmt: skip
@@ -171,6 +180,7 @@ class Entry:
     listed: str | None = None  # the day papertide listed it
     links: list[tuple[str, str]] = field(default_factory=list)
     score: float | None = None
+    voted: bool | None = None  # whether the visitor upvoted it; None when nobody is signed in
 
     @property
     def id(self) -> str:
@@ -196,13 +206,32 @@ def hf_signal(store, paper_id: str):
     return next((s for s in store.signals(paper_id) if s.source == HF_SOURCE), None)
 
 
+SIGNED_IN: Any = object()  # ``entries(user=...)``'s default: the visitor signed in on this request
+
+
+def user_voted(request: Request, ids: Sequence[str], user: Any = SIGNED_IN) -> set[str] | None:
+    """Which of ``ids`` ``user`` (by default the signed-in visitor) upvoted, in one batched
+    store call; None when nobody is signed in."""
+    user = current_user(request) if user is SIGNED_IN else user
+    if user is None:
+        return None
+    return community(request).voted(user.id, ids) if ids else set()
+
+
 def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict] | None = None,
-            words: Sequence[str] = (), scores: dict[str, float] | None = None) -> list[Entry]:  # fmt: skip
+            words: Sequence[str] = (), scores: dict[str, float] | None = None, user: Any = SIGNED_IN,
+            voted: set[str] | None = None) -> list[Entry]:  # fmt: skip
     """List entries for ``papers`` (in that order): votes, comment counts, HF upvotes,
     submitters and listing days from the store; ``marks`` are exact-phrase spans per
-    paper (``phrase_highlights``), ``words`` the query words to mark as well."""
+    paper (``phrase_highlights``), ``words`` the query words to mark as well.
+
+    ``Entry.voted`` tells whether ``user`` (by default the signed-in visitor; None for
+    nobody) upvoted each paper; pass ``voted`` when the page already asked the store
+    (:func:`user_voted`), so a page makes one ``voted()`` call whatever it lists."""
     st, com = store(request), community(request)
     ids = [p.id for p in papers]
+    if voted is None:
+        voted = user_voted(request, ids, user)
     votes = com.votes(ids) if ids else {}
     counts = com.comment_counts(ids) if ids else {}
     listing = com.listing(ids) if ids else {}
@@ -229,6 +258,7 @@ def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict]
             listed=day,
             links=paper_links(p),
             score=(scores or {}).get(p.id),
+            voted=(p.id in voted) if voted is not None else None,
         ))  # fmt: skip
     return out
 

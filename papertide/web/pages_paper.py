@@ -3,9 +3,10 @@
 Full abstract, authors, categories, versions and links; its upvotes (the upvote form
 appears for a logged-in user and posts to ``/paper/{id}/vote``); similar papers
 (:func:`papertide.rank.similar`); comments, rendered from Markdown and sanitised by
-``web/markdown.py``; and, where the n-gram engine is built, the frequency over time of
-a couple of the title's phrases that other papers use too (:func:`chart_phrases`,
-charted by :func:`papertide.charts.svg_chart` and inlined: the SVG holds no script).
+``web/markdown.py`` — admins also see the hidden ones, marked, with an Unhide button;
+and, where the n-gram engine is built, the frequency over time of a couple of the
+title's phrases that other papers use too (:func:`chart_phrases`, charted by
+:func:`papertide.charts.svg_chart` and inlined: the SVG holds no script).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from papertide.errors import InvalidIdError, NotFoundError
 from papertide.index import IndexMissingError
 from papertide.paper import Paper, parse_paper_id
 from papertide.rank import similar
+from papertide.store.community import Comment
 from papertide.text.ngram import ngram_tokens
 from papertide.trends import EDGE_STOP, series
 from papertide.web.pages_common import (PAGE_METHODS, community, current_user, engines, entries, hf_signal,
-                                        paper_url, render, store)  # fmt: skip
+                                        paper_url, render, store, user_voted)  # fmt: skip
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,24 +77,45 @@ def phrase_charts(engine, paper: Paper) -> list[PhraseChart]:
     return out
 
 
-def _similar(request: Request, pid: str) -> tuple[list, str | None]:
+def _similar(request: Request, pid: str) -> tuple[list[Paper], dict[str, float], str | None]:
+    """The papers closest to ``pid`` (hidden ones left out), their scores, or a note why there are none."""
     try:
         index = engines(request).search_index()
         ids, scores = similar(index, pid, k=SIMILAR + 4)
     except IndexMissingError:
-        return [], "Similar papers appear once the search index is built (papertide index)."
+        return [], {}, "Similar papers appear once the search index is built (papertide index)."
     except NotFoundError:
-        return [], "This paper is not in the search index yet; similar papers appear after the next papertide index."
+        return [], {}, ("This paper is not in the search index yet; similar papers appear after the next "
+                        "papertide index.")
     hidden = community(request).hidden_papers()
     found = store(request).get_many(i for i in ids if i not in hidden)
     papers = [found[i] for i in ids if i in found][:SIMILAR]
-    return entries(request, papers, scores=dict(zip(ids, map(float, scores)))), None
+    return papers, dict(zip(ids, map(float, scores))), None
 
 
-def _comments(request: Request, pid: str) -> list[tuple[object, str]]:
+@dataclass
+class ShownComment:
+    """A comment as the paper page shows it."""
+
+    comment: Comment
+    html: str  # its Markdown, rendered and sanitised
+    hidden: bool = False  # hidden by a moderator (only admins see it, with an Unhide button)
+    under_hidden: bool = False  # a reply under a hidden comment: hidden with it
+
+
+def shown_comments(request: Request, pid: str, admin: bool) -> list[ShownComment]:
+    """The comments of ``pid`` in thread order: the visible ones, and for an admin the hidden
+    ones too, marked (with the replies hidden along with them)."""
     from papertide.web.markdown import render_markdown
 
-    return [(c, render_markdown(c.body)) for c in community(request).comments(pid)]
+    out: list[ShownComment] = []
+    gone: set[int] = set()  # ids hidden themselves or under a hidden comment
+    for c in community(request).comments(pid, include_hidden=admin):
+        under = c.parent_id in gone
+        if c.hidden or under:
+            gone.add(c.id)
+        out.append(ShownComment(c, render_markdown(c.body), hidden=c.hidden, under_hidden=under and not c.hidden))
+    return out
 
 
 @router.api_route("/paper/{paper_id:path}", name="paper", methods=PAGE_METHODS)
@@ -105,21 +128,25 @@ def paper_page(request: Request, paper_id: str) -> Response:
         return RedirectResponse(paper_url(pid), status_code=308)
     p = store(request).get(pid)  # NotFoundError -> the 404 page
     user = current_user(request)
+    admin = getattr(user, "role", None) == "admin"
     com = community(request)
-    if pid in com.hidden_papers() and getattr(user, "role", None) != "admin":
+    if pid in com.hidden_papers() and not admin:
         raise HTTPException(404, f"no paper {pid!r} in the store")
     hf = hf_signal(store(request), pid)
-    similar_entries, similar_note = _similar(request, pid)
+    similar_papers, similar_scores, similar_note = _similar(request, pid)
+    mine = user_voted(request, [pid] + [q.id for q in similar_papers])  # one call for the page
     engine = engines(request).phrases()
     listing = com.listing([pid]).get(pid)
+    comments = shown_comments(request, pid, admin)
     return render(request, "paper.html", {
         "p": p,
         "votes": com.votes([pid]).get(pid, 0),
-        "voted": pid in com.voted(user.id, [pid]) if user is not None else False,
+        "voted": mine is not None and pid in mine,
         "hf": hf,
         "listed": listing[0] if listing else None,
-        "comments": _comments(request, pid),
-        "similar": similar_entries,
+        "comments": comments,
+        "hidden_comments": sum(1 for c in comments if c.hidden or c.under_hidden),
+        "similar": entries(request, similar_papers, scores=similar_scores, voted=mine),
         "similar_note": similar_note,
         "charts": phrase_charts(engine, p) if engine is not None else [],
         "has_phrases": engine is not None,

@@ -1,17 +1,33 @@
-"""Security headers on every HTTP response, as a pure ASGI middleware.
+"""What protects the app at the HTTP level: security headers, CORS for the JSON API, request rate limits.
 
-Pure ASGI (no Starlette ``BaseHTTPMiddleware``) so it wraps any app, adds nothing but
-headers, and leaves streaming responses streaming. The Content-Security-Policy allows
-scripts, styles and fonts from the site itself only, with no ``'unsafe-inline'`` and no
-``'unsafe-eval'``: even if a payload slipped through escaping and sanitising, the
-browser would not run it. A header the app already set on a response is left as the
-app set it, so one page can carry its own policy when it must.
+:class:`SecurityHeaders` is a pure ASGI middleware (no Starlette ``BaseHTTPMiddleware``)
+so it wraps any app, adds nothing but headers, and leaves streaming responses
+streaming. The Content-Security-Policy allows scripts, styles and fonts from the site
+itself only, with no ``'unsafe-inline'`` and no ``'unsafe-eval'``: even if a payload
+slipped through escaping and sanitising, the browser would not run it. A header the
+app already set on a response is left as the app set it, so one page can carry its own
+policy when it must.
+
+:class:`ApiCors` lets other sites' scripts *read* the JSON API: ``GET``/``HEAD`` under
+``/api/`` answer ``Access-Control-Allow-Origin: *`` (Starlette's ``CORSMiddleware``
+does the protocol), and preflights are answered for reads only. Credentials are never
+allowed, so a browser never sends a visitor's cookies along — and the API reads no
+cookies anyway, only a token a script sends itself (``Authorization``). Writes are not
+cross-origin: their preflight is refused, and the pages stay same-origin.
+
+:class:`RequestLimiter` is the per-caller rate limit of the API's writes and searches
+(``api_common.py``): the generic cell rate algorithm, one timestamp per caller.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.middleware.cors import CORSMiddleware
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,3 +91,89 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# ------------------------------------------------------------------------------ CORS
+
+API_PREFIX = "/api/"
+READ_METHODS = ("GET", "HEAD")
+CORS_MAX_AGE = 600  # seconds a browser may cache a preflight's answer
+
+
+class ApiCors:
+    """``ApiCors(app)``: cross-origin reads of ``/api/`` (``Access-Control-Allow-Origin: *``), nothing else.
+
+    Only ``GET``/``HEAD`` requests under :data:`API_PREFIX` and preflights (``OPTIONS``)
+    there are handed to Starlette's ``CORSMiddleware``; every other request — pages,
+    feeds, the API's writes — passes straight to ``app`` and gets no CORS header, so a
+    browser keeps other sites' scripts from reading or posting them. Preflights allow
+    the read methods and the ``Authorization`` header (a script's own API token), never
+    credentials; ``Retry-After`` is exposed so scripts can honour a 429.
+    """
+
+    def __init__(self, app: ASGIApp, *, prefix: str = API_PREFIX, max_age: int = CORS_MAX_AGE) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=list(READ_METHODS),
+                                   allow_headers=["Authorization"], allow_credentials=False,
+                                   expose_headers=["Retry-After"], max_age=max_age)  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope.get("path", "").startswith(self.prefix)
+                and scope.get("method") in (*READ_METHODS, "OPTIONS")):  # fmt: skip
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+# ------------------------------------------------------------------- rate limits
+
+
+class RequestLimiter:
+    """At most ``burst`` requests at once per key, and ``rate`` a second on average.
+
+    The generic cell rate algorithm (GCRA; ATM Forum TM 4.0, as in ``redis-cell``): a
+    key's "theoretical arrival time" moves on by ``1 / rate`` with every request it is
+    allowed; a request is refused while that time is more than ``(burst - 1) / rate``
+    ahead of now. One float per key, so memory is bounded by ``max_keys`` (the least
+    recently seen keys go first; keys back at rest are dropped as others arrive).
+    In memory and per process: several worker processes each count on their own.
+    Thread-safe.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 50_000) -> None:  # fmt: skip
+        if not rate > 0 or burst < 1 or max_keys < 1:
+            raise ValueError("RequestLimiter needs rate > 0, burst >= 1 and max_keys >= 1")
+        self.rate, self.burst, self.max_keys = float(rate), int(burst), max_keys
+        self._interval = 1.0 / self.rate
+        self._tolerance = self._interval * (self.burst - 1)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tat: OrderedDict[str, float] = OrderedDict()  # key -> theoretical arrival time
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tat)
+
+    def take(self, key: str) -> float:
+        """Count one request of ``key`` and return 0.0, or — over the limit — count nothing
+        and return the seconds until ``key`` may ask again (for ``Retry-After``)."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat.get(key, now), now)
+            wait = tat - self._tolerance - now
+            if wait > 0:
+                return wait
+            self._tat[key] = tat + self._interval
+            self._tat.move_to_end(key)
+            self._evict(now)
+            return 0.0
+
+    def _evict(self, now: float) -> None:
+        while self._tat:
+            key, tat = next(iter(self._tat.items()))
+            if len(self._tat) > self.max_keys or tat <= now:
+                del self._tat[key]
+            else:
+                break

@@ -41,6 +41,7 @@ MAX_FORM_BYTES = 256 * 1024  # a 20,000-character comment is ~80 KiB at worst, u
 SKIP_PREFIXES = ("/static/",)  # files: no session work at all
 NO_ANON_COOKIE_PREFIXES = ("/static/", "/api/")  # API clients need no form token (and only pages get one)
 _MAX_COOKIE = 200
+SIGNUPS_PER_HOUR = 10  # sign-up attempts per client address
 
 FORBIDDEN_MESSAGE = ("This form's security token is missing or out of date (the page may have been open too long, "
                      "or the form did not come from papertide). Go back, reload the page and try again.")  # fmt: skip
@@ -134,11 +135,13 @@ def delete_cookie_header(name: str, secure: bool) -> tuple[bytes, bytes]:
 
 def install(app: FastAPI) -> None:
     """Add the session layer to ``app`` (sets request.state.user / session / csrf), the
-    app secret (``app.state.secret``), the log-in rate limiter (``app.state.login_limiter``),
-    the log-in redirect and the template helpers of the community pages."""
+    app secret (``app.state.secret``), the rate limiters of log-ins (``app.state.login_limiter``:
+    5 failures in 5 minutes) and sign-ups (``app.state.signup_limiter``: 10 an hour per
+    address), the log-in redirect and the template helpers of the community pages."""
     config, store = app.state.config, app.state.store
     app.state.secret = auth.load_or_create_secret(config.home)
     app.state.login_limiter = auth.RateLimiter(max_attempts=5, window=300.0)
+    app.state.signup_limiter = auth.RateLimiter(max_attempts=SIGNUPS_PER_HOUR, window=3600.0)
     app.add_middleware(SessionMiddleware, store=store, secret=app.state.secret)
     app.add_exception_handler(LoginRequired, _login_redirect)
     from papertide.web.pages_community import template_globals

@@ -98,20 +98,35 @@
   else start();
 })();
 
-/* Upvotes without reloading: the paper page's vote form (class "vote", data-vote and
- * data-unvote URLs) posts with fetch, asking for JSON ({votes, voted}), and sends the
- * form's CSRF token in the X-CSRF-Token header. Any failure falls back to posting the
- * form normally, so the server's page (log in, error) is what the user sees. */
+/* Upvotes without reloading: every vote form (class "vote", data-vote and data-unvote
+ * URLs) — the paper page's and those of list entries — posts with fetch, asking for
+ * JSON ({votes, voted}), and sends the form's CSRF token in the X-CSRF-Token header. The
+ * count shown is the one of the form's own entry (or of the paper page). Any failure
+ * falls back to posting the form normally, so the server's page (log in, error) is what
+ * the user sees; without script the form posts and the server sends the browser back. */
 (function () {
   "use strict";
 
+  function show(form, button, data) {
+    var box = form.closest(".entry, .paper-meta");
+    var count = box && box.querySelector(".votes .n");
+    var label = box && box.querySelector(".votes .l");
+    var votes = box && box.querySelector(".votes");
+    if (count) count.textContent = String(data.votes);
+    if (label) label.textContent = data.votes === 1 ? "upvote" : "upvotes";
+    if (votes) votes.title = data.votes + (data.votes === 1 ? " upvote" : " upvotes") + " on papertide";
+    var text = button.getAttribute(data.voted ? "data-on" : "data-off");
+    if (text !== null) button.textContent = text;
+    button.setAttribute("aria-pressed", data.voted ? "true" : "false");
+    form.action = form.getAttribute(data.voted ? "data-unvote" : "data-vote");
+  }
+
   function enhance(form) {
     var button = form.querySelector("button");
-    var count = document.querySelector(".votes.big .n");
-    var label = document.querySelector(".votes.big .l");
     form.addEventListener("submit", function (ev) {
       if (!window.fetch || !window.URLSearchParams) return;
       ev.preventDefault();
+      if (button.disabled) return;
       var token = form.querySelector("input[name=csrf]");
       button.disabled = true;
       fetch(form.action, {
@@ -123,11 +138,7 @@
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       }).then(function (data) {
-        if (count) count.textContent = String(data.votes);
-        if (label) label.textContent = data.votes === 1 ? "upvote" : "upvotes";
-        button.textContent = data.voted ? "Upvoted \u2713" : "\u25B2 Upvote";
-        button.setAttribute("aria-pressed", data.voted ? "true" : "false");
-        form.action = form.getAttribute(data.voted ? "data-unvote" : "data-vote");
+        show(form, button, data);
         button.disabled = false;
       }).catch(function () {
         button.disabled = false;
