@@ -245,3 +245,14 @@ def similar(index: SearchIndex, paper_id: str, *, k: int = 10) -> Ranking:
     exclude[doc] = True
     docs, scores = index.vectors.search(index.vectors.vector(doc), k, exclude=exclude)
     return index.vectors.keys_of(docs), scores
+
+
+# --------------------------------------------------------------- recommend
+
+
+def recommend(index: SearchIndex, store, user_id: int | None, **options):
+    """Personal "for you" recommendations, each with its reason: :func:`papertide.recommend.recommend`
+    (options ``k``, ``candidates``, ``seeds``, ``categories``, ``exclude``)."""
+    from papertide.recommend import recommend as recommend_for
+
+    return recommend_for(index, store, user_id, **options)
