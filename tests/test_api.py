@@ -16,7 +16,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 from web_corpus import HIDDEN, HOSTILE, MORE_HOSTILE, SCRIPT_COMMENT, TOKENS, XSS_TITLE
-from web_helpers import entry_links, unlimited, with_api_cors
+from web_helpers import entry_links, unlimited
 
 from papertide.ingest import ingest_demo
 from papertide.store import open_store
@@ -37,7 +37,7 @@ def writer(api_home, config):
     config.home.mkdir(parents=True, exist_ok=True)
     for f in api_home["pristine"].iterdir():
         shutil.copy2(f, config.home / f.name)
-    with TestClient(unlimited(with_api_cors(create_app(config))), raise_server_exceptions=False) as c:
+    with TestClient(unlimited(create_app(config)), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, StreamingRespon
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from web_helpers import PAPER, logged_in, page_csrf, with_api_cors
+from web_helpers import PAPER, logged_in, page_csrf
 from web_helpers import client as browser
 
 from papertide.web.api_common import ApiLimits
@@ -182,7 +182,7 @@ def test_cors_leaves_writes_and_pages_same_origin(cors_client):
 
 
 def test_the_app_lets_other_sites_read_its_api_and_nothing_else(app):
-    c = browser(with_api_cors(app))
+    c = browser(app)
     r = c.get(f"/api/papers/{PAPER}", headers=ORIGIN)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in r.headers and "set-cookie" not in r.headers
@@ -204,7 +204,7 @@ def test_the_app_lets_other_sites_read_its_api_and_nothing_else(app):
 
 
 def test_a_cross_origin_script_can_read_a_429_and_its_retry_after(app):
-    c = browser(with_api_cors(app))
+    c = browser(app)
     app.state.api_limits = ApiLimits(writes=RequestLimiter(1, 1), searches=RequestLimiter(0.01, 1))
     assert c.get("/api/ngram/count?phrase=x", headers=ORIGIN).status_code == 503  # no n-gram index: still counted
     r = c.get("/api/search?q=x", headers=ORIGIN)

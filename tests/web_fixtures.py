@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from web_corpus import EXTRA, HIDDEN, PASSWORD, SCRIPT_COMMENT, TOKENS
-from web_helpers import demo_store_template, make_app, unlimited, with_api_cors
+from web_helpers import demo_store_template, make_app, unlimited
 
 from papertide.config import load_config
 from papertide.index import update_index
@@ -87,5 +87,5 @@ def api_home(tmp_path_factory, demo_embeddings, embedder) -> dict:
 @pytest.fixture(scope="module")
 def api_client(api_home):
     """One client of the indexed home's app, for tests that only read (rate limits out of reach)."""
-    with TestClient(unlimited(with_api_cors(create_app(api_home["config"]))), raise_server_exceptions=False) as c:
+    with TestClient(unlimited(create_app(api_home["config"])), raise_server_exceptions=False) as c:
         yield c

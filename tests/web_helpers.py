@@ -72,20 +72,6 @@ def entry_links(html: str) -> list[str]:
     return [m.removeprefix("/paper/") for m in re.findall(r'<h2 class="title tex"><a href="([^"]+)">', html)]
 
 
-def with_api_cors(app):
-    """``app`` with :class:`papertide.web.security.ApiCors` where ``create_app`` is to register it
-    (inside the security headers). A no-op once ``app.py`` registers it itself — then this goes."""
-    from starlette.middleware import Middleware
-
-    from papertide.web.security import ApiCors, SecurityHeaders
-
-    kinds = [m.cls for m in app.user_middleware]
-    if ApiCors not in kinds:
-        at = kinds.index(SecurityHeaders) + 1 if SecurityHeaders in kinds else 0
-        app.user_middleware.insert(at, Middleware(ApiCors))
-    return app
-
-
 def unlimited(app):
     """``app`` with API rate limits no test reaches (for the tests of everything else)."""
     from papertide.web.api_common import ApiLimits

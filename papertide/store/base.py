@@ -148,6 +148,17 @@ class Store(ABC):
     @abstractmethod
     def signals(self, paper_id: str) -> list[Signal]: ...
 
+    def signals_many(self, ids: Iterable[str], *, source: str | None = None) -> dict[str, list[Signal]]:
+        """The signals of many papers at once (of one ``source`` if given); papers without any are left out.
+
+        Backends answer it in a few queries; this default asks paper by paper."""
+        out: dict[str, list[Signal]] = {}
+        for pid in dict.fromkeys(ids):
+            found = [s for s in self.signals(pid) if source is None or s.source == source]
+            if found:
+                out[pid] = found
+        return out
+
     @abstractmethod
     def get_checkpoint(self, name: str) -> dict | None: ...
 

@@ -298,6 +298,18 @@ class SQLiteStore(Store):
         )
         return [Signal(pid, src, up, day, json.loads(data)) for pid, src, up, day, data in rows]
 
+    def signals_many(self, ids: Iterable[str], *, source: str | None = None) -> dict[str, list[Signal]]:
+        ids = list(dict.fromkeys(ids))
+        where, extra = ("AND source = ?", (source,)) if source is not None else ("", ())
+        out: dict[str, list[Signal]] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            sql = (f"SELECT paper_id, source, upvotes, day, data FROM signals "
+                   f"WHERE paper_id IN ({', '.join('?' * len(chunk))}) {where} ORDER BY paper_id, source")
+            for pid, src, up, day, data in self._rows(sql, (*chunk, *extra)):
+                out.setdefault(pid, []).append(Signal(pid, src, up, day, json.loads(data)))
+        return out
+
     def get_checkpoint(self, name: str) -> dict | None:
         row = self._one("SELECT state FROM checkpoints WHERE name = ?", (name,))
         return json.loads(row[0]) if row else None

@@ -276,13 +276,16 @@ def create_app(config: Config, *, retry_submissions: float = 0) -> FastAPI:
     app.state.templates = make_templates()
     app.state.retrier = _retrier(store, config, retry_submissions)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    from papertide.web import api, feeds, pages, pages_account, pages_community, pages_paper, pages_search, session
+    from papertide.web import (api, feeds, pages, pages_account, pages_community, pages_paper, pages_search,
+                               pages_subscribe, session)  # fmt: skip
+    from papertide.web.security import ApiCors
 
-    for module in (pages, pages_paper, pages_search, pages_account, pages_community, api, feeds):
+    for module in (pages, pages_paper, pages_search, pages_account, pages_community, pages_subscribe, api, feeds):
         app.include_router(module.router)
     install_error_handlers(app)
     session.install(app)  # who is asking: request.state.user / .csrf (inside CatchAll)
     app.add_middleware(CatchAll)
+    app.add_middleware(ApiCors)  # cross-origin reads of /api/ (inside the security headers)
     _add_security_headers(app)
     return app
 

@@ -232,13 +232,3 @@ def author(request: Request, name: str, page: int = Page) -> Response:
     spelled = next((a for a in papers[0].authors if title_key(a) == title_key(name)), name)
     shown, paging = _paged(papers, page)
     return render(request, "author.html", {"name": spelled, "entries": entries(request, shown), "paging": paging})
-
-
-@router.api_route("/subscribe", name="subscribe", methods=PAGE_METHODS)
-def subscribe(request: Request) -> Response:
-    return render(request, "message.html", {
-        "title": "Email digests",
-        "message": "Email digests of trending papers are not available yet: they are planned, and this "
-                   "page will let you subscribe once they work. Until then, the daily and trending "
-                   "pages are here.",
-    })  # fmt: skip

@@ -218,6 +218,11 @@ def user_voted(request: Request, ids: Sequence[str], user: Any = SIGNED_IN) -> s
     return community(request).voted(user.id, ids) if ids else set()
 
 
+def hf_signals(store, ids: Sequence[str]) -> dict:
+    """The Hugging Face Daily Papers signal of each paper that has one, in one batched read."""
+    return {pid: found[0] for pid, found in store.signals_many(ids, source=HF_SOURCE).items()}
+
+
 def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict] | None = None,
             words: Sequence[str] = (), scores: dict[str, float] | None = None, user: Any = SIGNED_IN,
             voted: set[str] | None = None) -> list[Entry]:  # fmt: skip
@@ -235,6 +240,7 @@ def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict]
     votes = com.votes(ids) if ids else {}
     counts = com.comment_counts(ids) if ids else {}
     listing = com.listing(ids) if ids else {}
+    hf_all = hf_signals(st, ids) if ids else {}
     names: dict[int, str | None] = {}
     tokens = query_tokens(words)
     out = []
@@ -242,7 +248,7 @@ def entries(request: Request, papers: Sequence[Paper], *, marks: dict[str, dict]
         mark = (marks or {}).get(p.id, {})
         title_spans = list(mark.get("title", [])) + word_spans(p.title, tokens)
         abstract_spans = list(mark.get("abstract", [])) + word_spans(p.abstract, tokens)
-        hf = hf_signal(st, p.id)
+        hf = hf_all.get(p.id)
         day, uid = listing.get(p.id, (None, None))
         submitter = _username(com, uid, names) if uid is not None else None
         if submitter is None and hf is not None:
@@ -276,5 +282,5 @@ def rank_by_votes(request: Request, ids: Sequence[str]) -> list[str]:
     """Most upvoted first; Hugging Face upvotes break ties; then the order given (stable)."""
     votes = community(request).votes(ids) if ids else {}
     st = store(request)
-    hf = {pid: (s.upvotes if (s := hf_signal(st, pid)) else 0) for pid in ids}
-    return sorted(ids, key=lambda pid: (-votes.get(pid, 0), -hf[pid]))
+    hf = {pid: s.upvotes for pid, s in hf_signals(st, ids).items()} if ids else {}
+    return sorted(ids, key=lambda pid: (-votes.get(pid, 0), -hf.get(pid, 0)))

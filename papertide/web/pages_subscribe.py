@@ -107,6 +107,11 @@ def subscribe(request: Request, form: CsrfForm, background: BackgroundTasks) -> 
         return fail(f"Too many subscriptions from your address. Try again in {wait} seconds.", 429,
                     {"Retry-After": str(wait)})  # fmt: skip
     limiter.record_failure(key)  # every post counts
+    existing = store(request).mailing.subscription_by_email(values["email"]) if values["email"] else None
+    owner = user is not None and user.email and user.email.lower() == values["email"].lower()
+    if existing is not None and existing.status == "active" and not owner:
+        return fail("This address already receives a digest. To change it, log in with the account that uses "
+                    "this address; to stop it, use the link at the end of any digest.", 409)  # fmt: skip
     try:
         sub = store(request).mailing.subscribe(
             values["email"], every=values["every"], trending=values["trending"],
