@@ -24,6 +24,11 @@ Corpora:
 Both get the same community activity: 40 users, votes on the listed papers, threaded
 Markdown comments on some of them.
 
+The server runs with the API's rate limits off (``PAPERTIDE_API_SEARCH_PER_MINUTE=0``,
+``PAPERTIDE_API_WRITES_PER_MINUTE=0``, see :data:`SERVER_ENV`): one address asking
+thousands of times a minute is the point here, so the ``/api/search`` rows measure
+searches, not 429 answers.
+
 Built homes are cached under $BENCH_TMP (else the system temp dir) in
 ``papertide-web-bench/<corpus>-<papers>-v<N>``, so a second run reuses them
 (``--rebuild`` starts over).
@@ -64,6 +69,7 @@ from papertide.store import Store, open_store  # noqa: E402
 
 BUILD_VERSION = 1  # bump when the recipe below changes: cached homes are rebuilt
 READY = "web-bench.json"
+SERVER_ENV = {"PAPERTIDE_API_SEARCH_PER_MINUTE": "0", "PAPERTIDE_API_WRITES_PER_MINUTE": "0"}  # no rate limits
 LISTED = 300
 PAPER_PAGES = 20
 USERS = 40
@@ -190,7 +196,7 @@ def server(home: Path, workers: int = 1):
     """``papertide serve --no-index`` on a free loopback port: yields (base url, pid, log path)."""
     port = free_port()
     log_path = home / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")} | SERVER_ENV
     cmd = [sys.executable, "-m", "papertide", "--home", str(home), "serve", "--no-index", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--retry-submissions", "0"]  # fmt: skip
     with open(log_path, "w") as log:
@@ -417,7 +423,8 @@ def main() -> None:
         ap.error("--corpora takes demo and/or synthetic")
     load, described = pick_client(args.client)
     shown = ", ".join(map(str, args.workers))
-    print(f"server: papertide serve --no-index on 127.0.0.1: {server_stack()}, {shown} worker process(es); "
+    print(f"server: papertide serve --no-index on 127.0.0.1: {server_stack()}, {shown} worker process(es), "
+          f"API rate limits off ({', '.join(f'{k}={v}' for k, v in SERVER_ENV.items())}); "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run")  # fmt: skip
     print(f"load generator: {described}; {args.warmup:g} s warm-up, then {args.seconds:g} s per row")
     homes = []

@@ -49,6 +49,9 @@ class Config:
     mail_from: str = ""  # "" = papertide@<the base_url's host>
     mail_rate: float = 10.0  # messages per second at most, per run
     mail_max_per_run: int = 0  # 0 = no cap; else a run stops after this many messages
+    # JSON API rate limits per account (or client address without a token), per process.
+    api_search_per_minute: int = 120  # /api/search, /api/similar, /api/ngram/count; 0 = no limit
+    api_writes_per_minute: int = 60  # votes, comments, collections, submissions; 0 = no limit
 
     @property
     def db_path(self) -> Path:

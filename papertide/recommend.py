@@ -3,21 +3,12 @@
 In the spirit of arxiv-sanity's per-tag SVM, every user gets a linear classifier of
 "papers like the ones I liked" over features the search index already holds,
 x(d) = [e(d); tfidf(d); 1]: the paper's unit sentence embedding, its TF-IDF vector over
-the BM25 vocabulary (sublinear tf of the index's weighted term frequencies, smooth idf,
-unit norm) and the intercept. Training rows: upvotes and collection items (and seed
+the BM25 vocabulary and the intercept (the features and the solver are
+``papertide/text/features.py``). Training rows: upvotes and collection items (and seed
 papers) as positives, papers marked "not relevant" as negatives, and a sample of other
 papers as soft negatives weighing as much as the positives together. The model is
-weighted L2-regularised logistic regression,
-
-    minimise  F(w) = sum_i c_i ln(1 + exp(-y_i w.x_i)) + (lambda / 2) |w|^2,
-
-whose optimum lies in the span of the training rows, w = sum_i a_i x_i (the representer
-theorem). So it is solved over the m row weights ``a`` with the m x m Gram matrix
-K = X X^T, by Newton's method (kernel logistic regression's IRLS, Zhu & Hastie 2005):
-each step solves (D K + lambda I) delta = g + lambda a with D = diag(c_i p_i (1 - p_i))
-by conjugate gradients on its symmetric form, then halves the step until F decreases
-enough (Armijo). A few hundred rows make that a few milliseconds a step, whatever the
-size of the vocabulary.
+weighted L2-regularised logistic regression, solved over the rows' Gram matrix
+(:func:`~papertide.text.features.fit_logistic`).
 
 Every result carries a reason: the liked paper it is closest to when that cosine is
 high (``close to “Title”, which you upvoted``), else the words that weighed most in its
@@ -25,24 +16,24 @@ score (``for: diffusion, video generation``, adjacent words joined into a phrase
 Without likes, seed papers rank by similarity and chosen categories by upvotes among
 their newest papers. The defaults (lambda = 1, both blocks weighing 1) were the best of a
 small grid on held-out simulated communities of ``bench/recommend_bench.py``, which
-compares them with arxiv-sanity's TF-IDF + linear SVM. The pure core (:class:`PaperFeatures`, :func:`fit_user_model`,
-:func:`score`, :func:`explain`) needs no store; :func:`recommend` reads the community's
-votes, collections, "not relevant" marks and hidden papers around it.
+compares them with arxiv-sanity's TF-IDF + linear SVM. The model's core
+(:func:`fit_user_model`, :func:`score`, :func:`explain`) needs no store;
+:func:`recommend` reads the community's votes, collections, "not relevant" marks and
+hidden papers around it.
 """
 
 from __future__ import annotations
 
-import weakref
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import pairwise
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from papertide.errors import NotFoundError
-from papertide.text.lexical import BM25Index, phrase_words
+from papertide.text.features import PaperFeatures, fit_logistic, lexical_gram, weights_at
+from papertide.text.lexical import phrase_words
 
 CLOSE = 0.6  # cosine from which the closest liked paper is the reason (MiniLM: same topic, often same task)
 MIN_SIMILARITY = 0.2  # a paper less similar than this to every liked one is never recommended
@@ -52,7 +43,6 @@ BACKGROUND_MIN, BACKGROUND_MAX = 100, 300  # sampled soft negatives
 MAX_POSITIVES = 300  # the newest likes used
 CATEGORY_NEWEST = 1_000  # cold start by categories: upvotes decide among this many newest papers
 REASON_WORDS = 3
-_BLOCK_CACHE = 8  # doc-major lexical blocks kept per feature space (a digest run reuses a period's)
 
 Ranking = tuple[list[str], np.ndarray]
 
@@ -76,258 +66,7 @@ class UserModel:
     iterations: int = 0
 
 
-@dataclass(frozen=True)
-class _Block:
-    """TF-IDF rows of some papers as entries (row, term, value), sorted by row."""
-
-    row: np.ndarray  # the row (place in the rows asked for) of each entry
-    terms: np.ndarray  # term id of each entry
-    values: np.ndarray  # normalised tf-idf of each entry
-
-
-# ------------------------------------------------------------------ features
-
-
-class PaperFeatures:
-    """Embeddings and TF-IDF vectors of the papers ``keys`` (rows), read from the search indexes.
-
-    ``vectors`` is a (len(keys), dim) array of embeddings in row order, or a
-    :class:`~papertide.text.vectors.VectorIndex` holding them by key. ``facts`` (the
-    index's :class:`~papertide.filters.DocFacts`, same keys in the same order) serves
-    cold start by categories.
-    """
-
-    def __init__(self, keys: Sequence[str], vectors, lexical: BM25Index, *, facts=None) -> None:
-        self.keys = list(keys)
-        self.facts = facts
-        self.row_of = {k: i for i, k in enumerate(self.keys)}
-        if isinstance(vectors, np.ndarray):
-            mat = np.asarray(vectors, dtype=np.float32)
-            if mat.ndim != 2 or len(mat) != len(self.keys):
-                raise ValueError(f"vectors must have one row per key: shape ({len(self.keys)}, dim), not {mat.shape}")
-            norms = np.linalg.norm(mat, axis=1, keepdims=True)
-            self._matrix, self._vindex = mat / np.where(norms > 0, norms, 1), None
-            self._vdoc = np.arange(len(self.keys), dtype=np.int64)
-            self.dim = mat.shape[1]
-        else:
-            self._matrix, self._vindex = None, vectors
-            self._vdoc = vectors.positions(self.keys)
-            self.dim = vectors.dim
-        self.lexical = lexical.flush()
-        where = {k: i for i, k in enumerate(self.lexical.doc_keys.tolist())}
-        self._ldoc = np.array([where.get(k, -1) for k in self.keys], dtype=np.int64)
-        self._blocks: dict[bytes, _Block] = {}
-        self.watermark: object = None  # what of_index() built it from
-
-    @classmethod
-    def of_index(cls, index) -> "PaperFeatures":
-        """The features of a :class:`~papertide.index.SearchIndex`, built once per index object."""
-        cached = _FEATURES.get(index)
-        if cached is None or cached.watermark != (index.watermark, len(index.facts.keys)):
-            cached = cls(index.facts.keys, index.vectors, index.lexical, facts=index.facts)
-            cached.watermark = (index.watermark, len(index.facts.keys))
-            _FEATURES[index] = cached
-        return cached
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def rows(self, ids: Iterable[str]) -> np.ndarray:
-        """Rows of the known ids, in order, duplicates and unknown ids dropped."""
-        seen = dict.fromkeys(self.row_of[i] for i in ids if i in self.row_of)
-        return np.fromiter(seen, dtype=np.int64, count=len(seen))
-
-    @cached_property
-    def key_rank(self) -> np.ndarray:
-        """Each row's place in key order: ties in a ranking are broken by paper id."""
-        rank = np.empty(len(self.keys), dtype=np.int64)
-        rank[sorted(range(len(self.keys)), key=self.keys.__getitem__)] = np.arange(len(self.keys))
-        return rank
-
-    # -- dense block -----------------------------------------------------------------
-    def dense(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), dim) unit embeddings; zeros for a paper without one."""
-        if self._matrix is not None:
-            return self._matrix[rows]
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        for i, doc in enumerate(self._vdoc[rows].tolist()):
-            if doc >= 0:
-                out[i] = self._vindex.vector(doc)
-        return out
-
-    def dense_dots(self, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``w . e(d)`` for each row."""
-        if self._matrix is not None:
-            return np.einsum("ij,j->i", self._matrix[rows], w.astype(np.float32), dtype=np.float64)
-        out = np.zeros(len(rows), dtype=np.float64)
-        norm = float(np.linalg.norm(w))
-        docs = self._vdoc[rows]
-        valid = docs >= 0
-        if norm == 0 or not valid.any():
-            return out
-        allowed = np.zeros(self._vindex.size, dtype=bool)
-        allowed[docs[valid]] = True
-        found, cos = self._vindex.search(w, int(allowed.sum()), allowed=allowed, mode="exact")
-        by_doc = np.zeros(self._vindex.size, dtype=np.float64)
-        by_doc[found] = cos
-        out[valid] = by_doc[docs[valid]] * norm
-        return out
-
-    # -- lexical block ---------------------------------------------------------------
-    @cached_property
-    def _idf(self) -> np.ndarray:
-        """Smooth idf, as scikit-learn's TfidfVectorizer: 1 + ln((1 + N) / (1 + df))."""
-        df = np.diff(self.lexical.indptr).astype(np.float64)
-        return 1.0 + np.log((1.0 + self.lexical.n_docs) / (1.0 + df))
-
-    @cached_property
-    def _inv_norm(self) -> np.ndarray:
-        """1 / ||tfidf(d)|| per lexical document, summed term range by term range."""
-        lex, sq = self.lexical, np.zeros(self.lexical.n_docs, dtype=np.float64)
-        indptr, step = lex.indptr, 1 << 22
-        t, n_terms = 0, len(indptr) - 1
-        while t < n_terms:
-            end = max(t + 1, int(np.searchsorted(indptr, indptr[t] + step, side="right")) - 1)
-            s, e = int(indptr[t]), int(indptr[end])
-            v = (1.0 + np.log(lex.tf[s:e])) * np.repeat(self._idf[t:end], np.diff(indptr[t : end + 1]))
-            sq += np.bincount(lex.docs[s:e], weights=v * v, minlength=len(sq))
-            t = end
-        return np.where(sq > 0, 1.0 / np.sqrt(np.where(sq > 0, sq, 1.0)), 0.0)
-
-    def _tfidf(self, pos: np.ndarray, terms: np.ndarray) -> np.ndarray:
-        lex = self.lexical
-        return (1.0 + np.log(lex.tf[pos])) * self._idf[terms] * self._inv_norm[lex.docs[pos]]
-
-    def lexical_block(self, rows: np.ndarray, *, keep: bool = True) -> _Block:
-        """The TF-IDF rows of ``rows`` (doc-major), read off the term-major postings in one pass."""
-        key = rows.tobytes()
-        if key in self._blocks:
-            return self._blocks[key]
-        lex = self.lexical
-        ldocs = self._ldoc[rows]
-        mark = np.full(lex.n_docs, -1, dtype=np.int64)
-        mark[ldocs[ldocs >= 0]] = np.flatnonzero(ldocs >= 0)
-        pos = np.flatnonzero(mark[lex.docs] >= 0)
-        terms = np.searchsorted(lex.indptr, pos, side="right") - 1
-        row = mark[lex.docs[pos]]
-        order = np.argsort(row, kind="stable")
-        pos, terms, row = pos[order], terms[order], row[order]
-        block = _Block(row, terms, self._tfidf(pos, terms))
-        if keep:
-            if len(self._blocks) >= _BLOCK_CACHE:
-                self._blocks.pop(next(iter(self._blocks)))
-            self._blocks[key] = block
-        return block
-
-    def lexical_dots(self, terms: np.ndarray, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``sum_t weights[t] tfidf_t(d)`` for each row; ``terms`` ascending."""
-        if len(terms) == 0 or len(rows) == 0:
-            return np.zeros(len(rows))
-        if len(rows) * 4 < len(self.keys):  # a few papers (a digest period): their rows
-            block = self.lexical_block(rows)
-            w = _weights_at(terms, weights, block.terms)
-            return np.bincount(block.row, weights=w * block.values, minlength=len(rows))
-        lex = self.lexical  # most of the index: the postings of the model's terms
-        starts, ends = lex.indptr[terms], lex.indptr[terms + 1]
-        lengths = ends - starts
-        pos = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-        term_of = np.repeat(terms, lengths)
-        vals = self._tfidf(pos, term_of) * np.repeat(weights, lengths)
-        per_doc = np.bincount(lex.docs[pos], weights=vals, minlength=lex.n_docs)
-        ldocs = self._ldoc[rows]
-        return np.where(ldocs >= 0, per_doc[np.maximum(ldocs, 0)], 0.0)
-
-    def term(self, term_id: int) -> str:
-        return self.lexical.vocab[int(term_id)]
-
-
-_FEATURES: "weakref.WeakKeyDictionary[object, PaperFeatures]" = weakref.WeakKeyDictionary()
-
-
-def _weights_at(terms: np.ndarray, weights: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """The weight of each of ``wanted`` in (ascending ``terms``, ``weights``); 0 where absent."""
-    if len(terms) == 0:
-        return np.zeros(len(wanted))
-    at = np.minimum(np.searchsorted(terms, wanted), len(terms) - 1)
-    return np.where(terms[at] == wanted, weights[at], 0.0)
-
-
-# ------------------------------------------------------------------ the solver
-
-
-def fit_logistic(K: np.ndarray, y: np.ndarray, c: np.ndarray, l2: float, *, max_iter: int = 50,
-                 tol: float = 1e-15) -> tuple[np.ndarray, int]:  # fmt: skip
-    """Row weights ``a`` minimising sum_i c_i ln(1 + exp(-y_i z_i)) + (l2 / 2) a.K.a, z = K a.
-
-    Newton's method with Armijo backtracking; stops when half the Newton decrement
-    (the predicted decrease) falls below ``tol`` times (1 + |F|). Returns (a, steps).
-    """
-    if l2 <= 0:
-        raise ValueError(f"l2 must be > 0, not {l2!r}")
-    a, z = np.zeros(len(y)), np.zeros(len(y))
-
-    def objective(a: np.ndarray, z: np.ndarray) -> float:
-        return float(c @ np.logaddexp(0.0, -y * z) + 0.5 * l2 * (a @ z))
-
-    f = objective(a, z)
-    for step in range(max_iter):
-        p = 0.5 * (1.0 + np.tanh(-0.5 * y * z))  # sigma(-y z), without overflow
-        r = -c * y * p + l2 * a  # dF/da = K r
-        delta = _newton_direction(K, np.sqrt(c * p * (1.0 - p)), l2, r)
-        k_delta = _matvec(K, delta)
-        decrement = float(r @ k_delta)  # delta' H delta >= 0: the Newton decrement squared
-        if decrement / 2 <= tol * (1.0 + abs(f)):
-            return a, step
-        t = 1.0
-        while True:
-            a_new, z_new = a - t * delta, z - t * k_delta
-            f_new = objective(a_new, z_new)
-            if f_new <= f - 1e-4 * t * decrement:
-                break
-            t /= 2
-            if t < 1e-10:  # no decrease left to find in floating point: as good as it gets
-                return a, step
-        a, z, f = a_new, z_new, f_new
-    return a, max_iter
-
-
-def _matvec(K: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """K v in numpy's own loop: OpenBLAS would split it over both cores and wait for a busy one."""
-    return np.einsum("ij,j->i", K, v)
-
-
-def _newton_direction(K: np.ndarray, s: np.ndarray, l2: float, r: np.ndarray) -> np.ndarray:
-    """delta with (D K + l2 I) delta = r, D = diag(s^2), as (r - S x) / l2 where x solves the
-    symmetric positive definite (S K S + l2 I) x = S K r (push-through identity) by conjugate
-    gradients: a few dozen products with K instead of a factorisation."""
-    b = s * _matvec(K, r)
-    x, res = np.zeros_like(b), b.copy()
-    d, rr, goal = res.copy(), float(res @ res), 1e-24 * float(b @ b)
-    for _ in range(4 * len(b)):
-        if rr <= goal:
-            break
-        kd = s * _matvec(K, s * d) + l2 * d
-        alpha = rr / float(d @ kd)
-        x += alpha * d
-        res -= alpha * kd
-        rr, rr_old = float(res @ res), rr
-        d = res + (rr / rr_old) * d
-    return (r - s * x) / l2
-
-
-def _lexical_gram(block: _Block, m: int) -> np.ndarray:
-    """K = T T^T for the TF-IDF rows of a block: terms in two or more rows as a dense product,
-    terms in a single row straight onto the diagonal (their only products)."""
-    uniq, local = np.unique(block.terms, return_inverse=True)
-    shared = np.bincount(local, minlength=len(uniq)) >= 2
-    col = np.cumsum(shared) - 1
-    entry_shared = shared[local]
-    dense = np.zeros((m, int(shared.sum())), dtype=np.float32)
-    dense[block.row[entry_shared], col[local[entry_shared]]] = block.values[entry_shared]
-    K = (dense @ dense.T).astype(np.float64)
-    K[np.diag_indices(m)] += np.bincount(block.row[~entry_shared], weights=block.values[~entry_shared] ** 2,
-                                         minlength=m)  # fmt: skip
-    return K
+# ------------------------------------------------------------------ the model
 
 
 def fit_user_model(features: PaperFeatures, positives: Sequence[str], negatives: Iterable[str] = (), *,
@@ -358,7 +97,7 @@ def fit_user_model(features: PaperFeatures, positives: Sequence[str], negatives:
     if dense_weight:
         K += dense_weight**2 * (dense @ dense.T)
     if lexical_weight:
-        K += lexical_weight**2 * _lexical_gram(block, len(rows))
+        K += lexical_weight**2 * lexical_gram(block, len(rows))
     a, iterations = fit_logistic(K, y, c, l2)
     uniq, local = np.unique(block.terms, return_inverse=True)
     term_w = lexical_weight**2 * np.bincount(local, weights=a[block.row] * block.values, minlength=len(uniq))
@@ -436,7 +175,7 @@ def explain(features: PaperFeatures, model: UserModel, ids: Sequence[str], *, ti
         raise ValueError("explain() takes ids that are in the index, once each")
     sims = features.dense(rows) @ features.dense(features.rows(liked)).T if liked else np.zeros((len(ids), 0))
     block = features.lexical_block(rows, keep=False)  # one pass over the postings for all of them
-    contrib = _weights_at(model.terms, model.weights, block.terms) * block.values
+    contrib = weights_at(model.terms, model.weights, block.terms) * block.values
     bounds = np.searchsorted(block.row, np.arange(len(rows) + 1))
     out = []
     for i, pid in enumerate(ids):

@@ -144,3 +144,60 @@ def test_hidden_papers_never_reach_a_digest(demo):
     ids = [i.paper.id for _, items in DigestBuilder(store, index).build(sub(trending=True), DAY).sections
            for i in items]  # fmt: skip
     assert first not in ids
+
+
+def _by_title(store, ids, prefix: str) -> str:
+    return next(pid for pid, p in store.get_many(ids).items() if p.title.startswith(prefix))
+
+
+def test_for_you_recommends_the_periods_papers_like_the_ones_the_user_upvoted(demo):
+    store, index = demo
+    com = store.community
+    listed = [pid for pid, _, _ in com.listed(DAY, DAY)]
+    uid = _voter(store, "emma")
+    liked = [_by_title(store, listed, t) for t in ("2D Matryoshka", "Scalable Attentive Sentence-Pair",
+                                                   "L3Cube-MahaSBERT")]  # fmt: skip
+    for pid in liked:
+        com.vote(uid, pid)
+    refused = _by_title(store, listed, "A Survey of Large Language Models")
+    com.mark_not_relevant(uid, refused)
+    digest = DigestBuilder(store, index).build(sub(user_id=uid, for_you=True), DAY)
+    heading, items = digest.sections[0]
+    assert heading == "For you" and len(digest.sections) == 1
+    ids = [i.paper.id for i in items]
+    assert 3 <= len(ids) <= 10 and set(ids) <= set(listed)  # the period's papers
+    assert not set(ids) & {*liked, refused}  # never what the user upvoted or refused
+    assert "2403.44444" not in ids  # elliptic curves: unlike anything they liked
+    assert _by_title(store, listed, "From Word Vectors to Multimodal Embeddings") in ids[:3]
+    titles = {store.get(p).title for p in liked}
+    for item in items:
+        assert item.section == "for_you" and item.upvotes == com.votes([item.paper.id]).get(item.paper.id, 0)
+        assert item.reason.startswith(("close to “", "related to “", "for: ")), item.reason
+        if not item.reason.startswith("for: "):  # it names the upvoted paper it is close to
+            assert item.reason.endswith(", which you upvoted")
+            assert any(f"“{t[:40]}" in item.reason for t in titles), item.reason
+        else:
+            assert len(item.reason) > len("for: ")
+    # With trending too: the upvoted papers may trend (votes are not personal), but "for you"
+    # still never offers them, nor repeats a trending paper.
+    both = DigestBuilder(store, index).build(sub(user_id=uid, for_you=True, trending=True), DAY)
+    (_, trending), (heading, mine) = both.sections
+    assert heading == "For you" and mine
+    assert not {i.paper.id for i in mine} & ({*liked, refused} | {i.paper.id for i in trending})
+
+
+def test_for_you_without_a_user_starts_from_the_subscriptions_categories(demo):
+    store, index = demo
+    com = store.community
+    com.vote(_voter(store, "fan"), "2403.22222")
+    digest = DigestBuilder(store, index).build(sub(for_you=True, categories=("cs.CV",)), DAY)
+    heading, items = digest.sections[0]
+    assert heading == "For you"
+    assert [(i.paper.id, i.reason) for i in items] == [("2403.22222", "1 upvote in cs.CV"),
+                                                       ("2403.11111", "new in cs.CV")]  # fmt: skip
+    assert len(digest.sections) == 1  # the category section would repeat them: a paper appears once
+    newcomer = _voter(store, "newcomer")  # an account that has liked nothing yet: the same cold start
+    cold = DigestBuilder(store, index).build(sub(user_id=newcomer, for_you=True, categories=("cs.CV",)), DAY)
+    assert [i.paper.id for i in cold.sections[0][1]] == ["2403.22222", "2403.11111"]
+    nothing = DigestBuilder(store, index).build(sub(for_you=True), DAY)  # no user, no categories
+    assert nothing.empty

@@ -1,5 +1,6 @@
-"""Recommendations: the solver, the features, the per-user model and its reasons, and
-``recommend`` on a real SQLite store whose users upvote, save, and mark papers not relevant."""
+"""Recommendations: the per-user model and its reasons, and ``recommend`` on a real SQLite
+store whose users upvote, save, and mark papers not relevant (the features and the solver
+are tested in test_features.py)."""
 
 from __future__ import annotations
 
@@ -13,66 +14,12 @@ from papertide.index import SearchIndex, update_index
 from papertide.ingest import ingest, ingest_demo
 from papertide.paper import Paper
 from papertide.rank import recommend as rank_recommend
-from papertide.recommend import (
-    CLOSE,
-    PaperFeatures,
-    Recommendation,
-    explain,
-    fit_logistic,
-    fit_user_model,
-    recommend,
-    score,
-)
+from papertide.recommend import CLOSE, Recommendation, explain, fit_user_model, recommend, score
 from papertide.store import open_store
+from papertide.text.features import PaperFeatures
 from papertide.text.lexical import BM25Index
-from papertide.text.vectors import VectorIndex
 
-# ------------------------------------------------------------------ the solver
-
-
-def _kkt(X, y, c, l2, a):
-    """The primal gradient at w = X^T a: sum_i c_i dl/dz_i x_i + l2 w."""
-    z = X @ (X.T @ a)
-    p = 1 / (1 + np.exp(y * z))
-    return X.T @ (-c * y * p) + l2 * (X.T @ a)
-
-
-def test_solver_separates_a_separable_toy_problem_at_its_optimum():
-    rng = np.random.default_rng(0)
-    pos = rng.normal([2, 2], 0.5, (30, 2))
-    neg = rng.normal([-2, -1], 0.5, (40, 2))
-    X = np.hstack([np.vstack([pos, neg]), np.ones((70, 1))])  # the last column: the intercept
-    y = np.r_[np.ones(30), -np.ones(40)]
-    c = np.ones(70)
-    a, steps = fit_logistic(X @ X.T, y, c, l2=0.1)
-    w = X.T @ a
-    assert np.all(np.sign(X @ w) == y)  # every training point on its side
-    assert np.abs(_kkt(X, y, c, 0.1, a)).max() < 1e-6  # and the gradient vanishes: the optimum
-    assert 0 < steps < 30
-
-
-def test_solver_optimum_with_weights_and_overlap_beats_every_nearby_point():
-    rng = np.random.default_rng(1)
-    X = np.hstack([rng.normal(0, 1, (80, 5)), np.ones((80, 1))])
-    y = np.where(X[:, 0] + rng.normal(0, 1, 80) > 0, 1.0, -1.0)  # overlapping classes
-    c = np.where(y > 0, 3.0, 0.5)
-    a, _ = fit_logistic(X @ X.T, y, c, l2=1.0)
-    assert np.abs(_kkt(X, y, c, 1.0, a)).max() < 1e-6
-
-    def primal(w):
-        return c @ np.logaddexp(0, -y * (X @ w)) + 0.5 * np.dot(w, w)
-
-    w = X.T @ a
-    for d in rng.normal(0, 1e-2, (20, 6)):
-        assert primal(w + d) > primal(w)
-
-
-def test_solver_refuses_no_regularisation():
-    with pytest.raises(ValueError, match="l2"):
-        fit_logistic(np.eye(2), np.array([1.0, -1.0]), np.ones(2), l2=0)
-
-
-# ------------------------------------------------------------------ features
+# ------------------------------------------------------------------ a toy corpus
 
 TOPIC_A = ["diffusion models for video generation", "video generation with latent diffusion",
            "text to video generation by diffusion", "diffusion transformers make video generation fast",
@@ -97,32 +44,6 @@ def toy_corpus(*, vectors: str = "none"):
             vec[i, 3 + i % 5] = 0.3 * rng.random()
     titles = dict(zip(keys, texts))
     return PaperFeatures(keys, vec, lex), titles
-
-
-def test_tfidf_rows_are_unit_and_both_scoring_paths_agree():
-    f, _ = toy_corpus()
-    rows = np.arange(len(f))
-    block = f.lexical_block(rows)
-    norms = np.sqrt(np.bincount(block.row, weights=block.values**2))
-    assert np.allclose(norms, 1.0)
-    terms = np.unique(block.terms)
-    weights = np.linspace(-1, 1, len(terms))
-    few = f.lexical_dots(terms, weights, rows[:3])  # the doc-major path (a few papers)
-    every = f.lexical_dots(terms, weights, rows)  # the term-major path (most of the index)
-    assert np.allclose(few, every[:3])
-    assert np.allclose(every, [weights[np.searchsorted(terms, block.terms[block.row == r])] @ block.values[block.row == r]
-                               for r in rows])  # fmt: skip
-
-
-def test_features_read_through_a_vector_index_by_key():
-    f, _ = toy_corpus(vectors="topic")
-    shuffled = list(reversed(f.keys))
-    vi = VectorIndex.build(shuffled, f.dense(f.rows(shuffled)))
-    g = PaperFeatures(f.keys, vi, f.lexical)
-    rows = np.arange(len(f))
-    assert np.allclose(g.dense(rows), f.dense(rows), atol=1e-6)
-    w = np.random.default_rng(0).normal(size=8)
-    assert np.allclose(g.dense_dots(w, rows), f.dense_dots(w, rows), atol=1e-5)
 
 
 # ------------------------------------------------------------------ the model

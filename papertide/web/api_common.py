@@ -10,7 +10,8 @@ wrong token anywhere, is a 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
 **Rate limits.** Writes are limited per account and searches (``/api/search``,
 ``/api/similar``, ``/api/ngram/count``) per account, or per client address without a
 token (:class:`ApiLimits`, :func:`limit_writes`, :func:`limit_searches`); past a
-limit the answer is a 429 ``{"detail": …}`` with ``Retry-After`` in seconds.
+limit the answer is a 429 ``{"detail": …}`` with ``Retry-After`` in seconds. The rates
+are settings (``api_writes_per_minute``, ``api_search_per_minute``; 0 lifts a limit).
 
 **Errors.** Engine exceptions become statuses in ``app.py`` (NotFoundError 404,
 ConflictError 409, …); the store's plain ``ValueError`` (a name too long, a reply to
@@ -27,11 +28,13 @@ import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from papertide.config import Config
 from papertide.paper import Paper, parse_paper_id
 from papertide.store.community import Collection, CollectionItem, Comment, User
 from papertide.web.api_models import CollectionOut, CommentOut, Highlights, PaperOut, VersionOut
@@ -82,22 +85,35 @@ def require_user(request: Request, credentials: HTTPAuthorizationCredentials | N
 
 # -------------------------------------------------------------- rate limits
 
-WRITES_PER_MINUTE, WRITE_BURST = 60, 30
-SEARCHES_PER_MINUTE, SEARCH_BURST = 120, 30
+WRITE_BURST = SEARCH_BURST = 30  # requests at once (a page of votes, a burst of autocomplete)
 _LIMITS_LOCK = threading.Lock()
 
 
 @dataclass
 class ApiLimits:
-    """The API's rate limiters of one app (``app.state.api_limits``, made on first use)."""
+    """The API's rate limiters of one app (``app.state.api_limits``, made on first use from
+    the app's settings); None is no limit."""
 
-    writes: RequestLimiter
-    searches: RequestLimiter
+    writes: RequestLimiter | None
+    searches: RequestLimiter | None
+
+    @classmethod
+    def of(cls, config: Config) -> ApiLimits:
+        """The limits the settings ask for: ``api_writes_per_minute``, ``api_search_per_minute``."""
+        return cls(writes=_limiter(config.api_writes_per_minute, WRITE_BURST),
+                   searches=_limiter(config.api_search_per_minute, SEARCH_BURST))  # fmt: skip
 
     @classmethod
     def default(cls) -> ApiLimits:
-        return cls(writes=RequestLimiter(WRITES_PER_MINUTE / 60, WRITE_BURST),
-                   searches=RequestLimiter(SEARCHES_PER_MINUTE / 60, SEARCH_BURST))  # fmt: skip
+        """The limits of the default settings."""
+        return cls.of(Config(home=Path(".")))
+
+
+def _limiter(per_minute: int, burst: int) -> RequestLimiter | None:
+    """``per_minute`` on average, bursts of ``burst`` (never more than a minute's worth); 0: None."""
+    if per_minute <= 0:
+        return None
+    return RequestLimiter(per_minute / 60, max(1, min(burst, per_minute)))
 
 
 def api_limits(request: Request) -> ApiLimits:
@@ -107,7 +123,8 @@ def api_limits(request: Request) -> ApiLimits:
         with _LIMITS_LOCK:
             limits = getattr(state, "api_limits", None)
             if limits is None:
-                limits = state.api_limits = ApiLimits.default()
+                config = getattr(state, "config", None)
+                limits = state.api_limits = ApiLimits.of(config) if config is not None else ApiLimits.default()
     return limits
 
 
@@ -118,7 +135,9 @@ def caller_key(request: Request, user: User | None) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def _check(limiter: RequestLimiter, key: str, what: str) -> None:
+def _check(limiter: RequestLimiter | None, key: str, what: str) -> None:
+    if limiter is None:
+        return
     wait = limiter.take(key)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
