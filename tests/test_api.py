@@ -334,6 +334,29 @@ def test_votes_are_one_per_user_and_undoable(writer, api_home):
     assert_error(writer.get(f"/api/papers/{pid}/vote"), 404)  # GET is not a vote
 
 
+def test_not_relevant_marks_are_per_user_undoable_and_need_a_token(writer, api_home):
+    pid = api_home["ids"][5]
+    com = writer.app.state.store.community
+    alice, bob = com.user_by_name("alice").id, com.user_by_name("bob").id
+    assert writer.post(f"/api/papers/{pid}/not-relevant", headers=auth("alice")).json() == {
+        "paper_id": pid, "not_relevant": True}
+    assert writer.post("/api/papers/arXiv:2403.01234v2/not-relevant", headers=auth("alice")).json() == {
+        "paper_id": "2403.01234", "not_relevant": True}
+    assert writer.post(f"/api/papers/{pid}/not-relevant", headers=auth("alice")).status_code == 200  # idempotent
+    assert com.not_relevant(alice) == {pid, "2403.01234"} and com.not_relevant(bob) == set()
+    assert writer.delete(f"/api/papers/{pid}/not-relevant", headers=auth("alice")).json() == {
+        "paper_id": pid, "not_relevant": False}
+    assert writer.delete(f"/api/papers/{pid}/not-relevant", headers=auth("bob")).json()["not_relevant"] is False
+    assert com.not_relevant(alice) == {"2403.01234"}
+    assert_error(writer.post(f"/api/papers/{pid}/not-relevant"), 401, "token")
+    assert_error(writer.delete("/api/papers/2403.01234/not-relevant"), 401, "token")
+    assert_error(writer.post("/api/papers/2401.99999/not-relevant", headers=auth("bob")), 404)
+    assert_error(writer.post(f"/api/papers/{HIDDEN}/not-relevant", headers=auth("bob")), 404)
+    assert_error(writer.post("/api/papers/not-an-id/not-relevant", headers=auth("bob")), 404)
+    assert_error(writer.get(f"/api/papers/{pid}/not-relevant", headers=auth("bob")), 404)  # GET marks nothing
+    assert com.not_relevant(bob) == set() and com.not_relevant(alice) == {"2403.01234"}
+
+
 def test_posting_comments_and_replies(writer, api_home):
     pid, other = api_home["ids"][1], api_home["ids"][2]
     r = writer.post(f"/api/papers/{pid}/comments", headers=auth("bob"),
@@ -456,7 +479,8 @@ def test_searches_are_limited_per_token_or_address(api_client):
 def test_429_is_documented_where_it_can_happen(api_client):
     paths = api_client.get("/api/openapi.json").json()["paths"]
     for path, method in (("/api/search", "get"), ("/api/similar/{paper_id}", "get"), ("/api/ngram/count", "get"),
-                         ("/api/papers/{paper_id}/vote", "post"), ("/api/collections", "post")):  # fmt: skip
+                         ("/api/papers/{paper_id}/vote", "post"), ("/api/collections", "post"),
+                         ("/api/papers/{paper_id}/not-relevant", "post")):  # fmt: skip
         assert "429" in paths[path][method]["responses"], (path, method)
     assert "429" not in paths["/api/papers"]["get"]["responses"]
 
@@ -471,6 +495,7 @@ ENDPOINTS = {
     "/api/collections": {"get", "post"}, "/api/collections/{collection_id}": {"get", "patch", "delete"},
     "/api/collections/{collection_id}/papers/{paper_id}": {"put", "delete"}, "/api/me": {"get"},
     "/api/me/collections": {"get"}, "/api/ngram/count": {"get"}, "/api/complete": {"get"},
+    "/api/papers/{paper_id}/not-relevant": {"post", "delete"},
 }  # fmt: skip
 
 

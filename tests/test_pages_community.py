@@ -11,7 +11,7 @@ from web_helpers import OLD_STYLE, OTHER, PAPER, PASSWORD, client, csrf_of, logg
 
 from papertide.config import replace
 from papertide.submissions import complete_pending_submissions, today
-from papertide.web import pages_account, pages_community
+from papertide.web import pages_account, pages_community, pages_paper
 
 pytest_plugins = ["web_fixtures"]  # the app and template fixtures
 
@@ -49,7 +49,7 @@ def user_id(app, name: str) -> int:
 
 def post_routes() -> list[str]:
     paths = []
-    for module in (pages_account, pages_community):
+    for module in (pages_account, pages_community, pages_paper):
         paths += [r.path for r in module.router.routes if "POST" in getattr(r, "methods", ())]
     return sorted(set(paths))
 
@@ -65,7 +65,7 @@ def test_every_post_route_refuses_a_missing_or_wrong_csrf_token(app):
               "action": "email", "email": "a@b.c", "collection_id": str(coll), "new_name": "new", "hidden": "1",
               "username": "root", "password": PASSWORD, "password2": PASSWORD, "description": "d"}  # fmt: skip
     paths = post_routes()
-    assert len(paths) == 16, paths  # 4 account forms, 12 community ones
+    assert len(paths) == 18, paths  # 4 account forms, 12 community ones, 2 "not relevant" marks
     for path in paths:
         url = (path.replace("{paper_id:path}", PAPER).replace("{comment_id:int}", str(cid))
                .replace("{collection_id:int}", str(coll)))  # fmt: skip
@@ -78,6 +78,7 @@ def test_every_post_route_refuses_a_missing_or_wrong_csrf_token(app):
             assert "security token" in r.text
     assert com.votes([PAPER])[PAPER] == 0 and com.comment_counts([PAPER])[PAPER] == 1
     assert com.collection(coll).name == "mine" and com.items(coll)[0].note == "kept"
+    assert com.not_relevant(root) == set()
     assert com.hidden_papers() == set() and not com.comment(cid).hidden
     assert com.user_count() == 1 and com.submissions(root) == [] and com.api_tokens(root) == []
     assert admin.get("/account").status_code == 200  # still logged in: logout was refused too
@@ -208,6 +209,72 @@ def test_each_page_asks_the_store_for_the_visitor_s_votes_once(app, monkeypatch)
     calls.clear()
     client(app).get(f"/papers/{DEMO_DAY}")
     assert calls == []  # a visitor has no votes to ask about
+
+
+# ----------------------------------------------------------------- not relevant
+
+
+def mark_form(html: str) -> tuple[str, str, str]:
+    """The "not relevant" form of a page: (action, aria-pressed, button text)."""
+    m = re.search(r'<form class="mark" method="post" action="([^"]+)".*?aria-pressed="(true|false)"'
+                  r'.*?>([^<]*)</button>', html, re.S)  # fmt: skip
+    assert m, "no not-relevant form"
+    return m.group(1), m.group(2), m.group(3)
+
+
+def test_a_paper_is_marked_not_relevant_and_back_from_its_page(app):
+    alice = logged_in(app, "alice")
+    com, uid = app.state.store.community, user_id(app, "alice")
+    page = alice.get(f"/paper/{PAPER}").text
+    assert mark_form(page) == (f"/paper/{PAPER}/not-relevant", "false", "✕ Not relevant to me")
+    assert f'data-unmark="/paper/{PAPER}/not-relevant/undo"' in page
+    r = alice.post(f"/paper/{PAPER}/not-relevant", data={"csrf": csrf_of(page)},
+                   headers={"Referer": f"http://testserver/paper/{PAPER}"}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == f"/paper/{PAPER}"
+    assert com.not_relevant(uid) == {PAPER}
+    assert post(alice, f"/paper/{PAPER}/not-relevant").status_code == 303 and com.not_relevant(uid) == {PAPER}
+    assert mark_form(alice.get(f"/paper/{PAPER}").text) == (f"/paper/{PAPER}/not-relevant/undo", "true",
+                                                            "Not relevant ✓ (undo)")  # fmt: skip
+    logged_in(app, "bob")
+    assert com.not_relevant(user_id(app, "bob")) == set()  # a mark is one user's
+    r = post(alice, f"/paper/{OLD_STYLE}/not-relevant", next="/papers/2024-03-17#x")
+    assert r.status_code == 303 and r.headers["location"] == "/papers/2024-03-17#x"  # back where it came from
+    assert com.not_relevant(uid) == {PAPER, OLD_STYLE}
+    assert post(alice, f"/paper/{PAPER}/not-relevant/undo").status_code == 303
+    assert com.not_relevant(uid) == {OLD_STYLE}
+    assert post(alice, f"/paper/{PAPER}/not-relevant/undo").status_code == 303  # undoing twice is harmless
+    assert mark_form(alice.get(f"/paper/{PAPER}").text)[1] == "false"
+
+
+def test_not_relevant_answers_the_script_in_json(app):
+    alice = logged_in(app, "alice")
+    token = page_csrf(alice, f"/paper/{PAPER}")
+    headers = {"Accept": "application/json", "X-CSRF-Token": token}
+    r = alice.post(f"/paper/arXiv:{PAPER}v1/not-relevant", headers=headers)
+    assert r.status_code == 200 and r.json() == {"paper_id": PAPER, "not_relevant": True}
+    r = alice.post(f"/paper/{PAPER}/not-relevant/undo", headers=headers)
+    assert r.json() == {"paper_id": PAPER, "not_relevant": False}
+    r = alice.post("/paper/2401.99999/not-relevant", headers=headers)
+    assert r.status_code == 404 and "2401.99999" in r.json()["detail"]
+    assert alice.post(f"/paper/{PAPER}/not-relevant", headers={"Accept": "application/json"}).status_code == 403
+    visitor = client(app)
+    r = visitor.post(f"/paper/{PAPER}/not-relevant",
+                     headers={"Accept": "application/json", "X-CSRF-Token": page_csrf(visitor, "/login")})  # fmt: skip
+    assert r.status_code == 401 and r.json()["detail"] == "log in to mark papers"
+    assert app.state.store.community.not_relevant(user_id(app, "alice")) == set()
+
+
+def test_visitors_and_hidden_papers_get_no_mark(app):
+    visitor = client(app)
+    assert 'class="mark"' not in visitor.get(f"/paper/{PAPER}").text
+    r = visitor.post(f"/paper/{PAPER}/not-relevant", data={"csrf": page_csrf(visitor, "/login")},
+                     headers={"Referer": f"http://testserver/paper/{PAPER}"}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/paper/{PAPER}"
+    app.state.store.community.set_paper_hidden(OTHER, True)
+    alice = logged_in(app, "alice")
+    assert post(alice, f"/paper/{OTHER}/not-relevant").status_code == 404
+    assert post(alice, "/paper/not-an-id/not-relevant").status_code == 404
+    assert app.state.store.community.not_relevant(user_id(app, "alice")) == set()
 
 
 # --------------------------------------------------------------------- comments

@@ -123,6 +123,11 @@ class VoteOut(BaseModel):
     voted: bool
 
 
+class NotRelevantOut(BaseModel):
+    paper_id: str
+    not_relevant: bool = Field(description="Whether the paper is now marked not relevant to the token's user.")
+
+
 class CommentOut(BaseModel):
     id: int
     paper_id: str

@@ -1,4 +1,4 @@
-"""The JSON API's writes: upvotes, comments and collections, with a personal API token.
+"""The JSON API's writes: upvotes, "not relevant" marks, comments and collections, with a personal API token.
 
 Every route here depends on :func:`api_common.require_user`: without a valid
 ``Authorization: Bearer <token>`` it answers 401 before touching anything, and a
@@ -19,7 +19,7 @@ from papertide.store.community import User
 from papertide.web.api_common import (collection_out, comment_out, item_papers, limit_writes, own_collection,
                                       require_user, store_errors, visible_paper_id)  # fmt: skip
 from papertide.web.api_models import (MAX_ID, CollectionIn, CollectionItemOut, CollectionOut, CollectionPatch,
-                                      CommentIn, CommentOut, ErrorOut, ItemIn, VoteOut)  # fmt: skip
+                                      CommentIn, CommentOut, ErrorOut, ItemIn, NotRelevantOut, VoteOut)  # fmt: skip
 from papertide.web.pages_common import community
 
 AUTH = {401: {"model": ErrorOut, "description": "No API token, or not a valid one"}}
@@ -50,6 +50,28 @@ def unvote(request: Request, paper_id: str, user: User = Depends(require_user)) 
     with store_errors():
         n = community(request).unvote(user.id, pid)
     return VoteOut(paper_id=pid, votes=n, voted=False)
+
+
+# ------------------------------------------------------------ not relevant
+
+
+@router.post("/papers/{paper_id:path}/not-relevant", response_model=NotRelevantOut, tags=["recommendations"])
+def mark_not_relevant(request: Request, paper_id: str, user: User = Depends(require_user)) -> NotRelevantOut:
+    """Mark a paper not relevant to you: your "for you" recommendations leave it out and learn
+    from it as a negative example (marking it again changes nothing)."""
+    pid = visible_paper_id(request, paper_id, user)
+    with store_errors():
+        community(request).mark_not_relevant(user.id, pid)
+    return NotRelevantOut(paper_id=pid, not_relevant=True)
+
+
+@router.delete("/papers/{paper_id:path}/not-relevant", response_model=NotRelevantOut, tags=["recommendations"])
+def unmark_not_relevant(request: Request, paper_id: str, user: User = Depends(require_user)) -> NotRelevantOut:
+    """Take the mark back (nothing happens if the paper was not marked)."""
+    pid = visible_paper_id(request, paper_id, user)
+    with store_errors():
+        community(request).unmark_not_relevant(user.id, pid)
+    return NotRelevantOut(paper_id=pid, not_relevant=False)
 
 
 # ----------------------------------------------------------------- comments

@@ -5,7 +5,10 @@ there by the daily import, a submission or the demo); a day nobody listed anythi
 falls back to the papers *submitted* (first version) that day, read from the search
 index's date facts. Either way they are ranked by the community's upvotes, with
 Hugging Face upvotes as the tie-breaker. Trending ranks by the time-decayed score of
-:mod:`papertide.popularity`. The paper page is in ``pages_paper.py``, search in
+:mod:`papertide.popularity`. "For you" (signed-in users) asks :func:`papertide.rank.recommend`
+for the newest papers that the user's upvotes, saved papers and "not relevant" marks
+point to, each with its reason (or, before any of those, for the newest papers of the
+categories they chose). The paper page is in ``pages_paper.py``, search in
 ``pages_search.py``.
 """
 
@@ -15,21 +18,26 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
 from papertide.index import IndexMissingError
-from papertide.paper import title_key
+from papertide.paper import is_arxiv_category, title_key
 from papertide.popularity import WINDOWS, lookback_start, rank_trending
 from papertide.query import Query as SearchQuery
-from papertide.rank import search
-from papertide.web.pages_common import PAGE_METHODS, community, engines, entries, rank_by_votes, render, store
+from papertide.rank import recommend, search
+from papertide.web.pages_common import (PAGE_METHODS, community, current_user, engines, entries, rank_by_votes,
+                                        render, store)  # fmt: skip
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 MAX_CANDIDATES = 2_000  # papers of a day/week/month ranked at most (the rest are not shown)
 TRENDING_CANDIDATES = 1_000  # most-voted papers of the look-back scored for trending
+FOR_YOU = 30  # recommendations on the "for you" page
+FOR_YOU_CANDIDATES = 2_000  # the newest papers of the index it chooses from
+MAX_PAGE_CATEGORIES = 20
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 Page = Query(1, ge=1, le=10_000)
 
@@ -232,3 +240,57 @@ def author(request: Request, name: str, page: int = Page) -> Response:
     spelled = next((a for a in papers[0].authors if title_key(a) == title_key(name)), name)
     shown, paging = _paged(papers, page)
     return render(request, "author.html", {"name": spelled, "entries": entries(request, shown), "paging": paging})
+
+
+# ------------------------------------------------------------------ for you
+
+
+def newest_ids(index, n: int) -> list[str]:
+    """The ids of the ``n`` most recently submitted papers of the search index (undated ones last)."""
+    facts = index.facts
+    if len(facts.keys) <= n:
+        return list(facts.keys)
+    days = np.asarray(facts.days)
+    rows = np.argpartition(-days, n - 1)[:n]
+    return [facts.keys[r] for r in rows.tolist()]
+
+
+def page_categories(request: Request, user) -> tuple[list[str], list[str]]:
+    """The categories "for you" starts from without likes: ``?categories=`` (space or comma
+    separated), else those of the user's digest subscription; and the terms that are not categories."""
+    typed = request.query_params.get("categories")
+    if typed is None:
+        sub = store(request).mailing.subscription_by_email(user.email) if user.email else None
+        return (list(sub.categories) if sub is not None and sub.user_id == user.id else []), []
+    terms = list(dict.fromkeys(t for t in re.split(r"[\s,;]+", typed[:1000]) if t))[:MAX_PAGE_CATEGORIES]
+    return [t for t in terms if is_arxiv_category(t)], [t for t in terms if not is_arxiv_category(t)]
+
+
+def learned_from(request: Request, user_id: int) -> dict[str, int]:
+    """How much the recommender has to go on: upvotes, saved papers, "not relevant" marks."""
+    com = community(request)
+    saved = {i.paper_id for c in com.collections(user_id) for i in com.items(c.id)}
+    return {"upvotes": len(com.user_votes(user_id)), "saved": len(saved), "marked": len(com.not_relevant(user_id))}
+
+
+@router.api_route("/for-you", name="for_you", methods=PAGE_METHODS)
+def for_you(request: Request) -> Response:
+    """Recommendations for the signed-in user with their reasons; visitors get a link to log in."""
+    user = current_user(request)
+    if user is None:
+        return render(request, "for_you.html", {"entries": [], "visitor": True}, headers={"Cache-Control": "no-store"})
+    categories, ignored = page_categories(request, user)
+    ctx = {"visitor": False, "categories": categories, "ignored": ignored, "basis": learned_from(request, user.id),
+           "entries": [], "reasons": {}, "note": None, "candidates": FOR_YOU_CANDIDATES}  # fmt: skip
+    try:
+        index = engines(request).search_index()
+    except IndexMissingError:
+        ctx["note"] = "Recommendations appear once the search index is built (papertide index)."
+        return render(request, "for_you.html", ctx, headers={"Cache-Control": "no-store"})
+    recs = recommend(index, store(request), user.id, k=FOR_YOU, candidates=newest_ids(index, FOR_YOU_CANDIDATES),
+                     categories=categories)  # fmt: skip
+    found = store(request).get_many(r.paper_id for r in recs)
+    papers = [found[r.paper_id] for r in recs if r.paper_id in found]
+    ctx["entries"] = entries(request, papers, scores={r.paper_id: r.score for r in recs})
+    ctx["reasons"] = {r.paper_id: r.reason for r in recs}
+    return render(request, "for_you.html", ctx, headers={"Cache-Control": "no-store"})

@@ -7,6 +7,11 @@ appears for a logged-in user and posts to ``/paper/{id}/vote``); similar papers
 and, where the n-gram engine is built, the frequency over time of a couple of the
 title's phrases that other papers use too (:func:`chart_phrases`, charted by
 :func:`papertide.charts.svg_chart` and inlined: the SVG holds no script).
+
+A signed-in user can also mark the paper "not relevant" (``/paper/{id}/not-relevant``,
+taken back at ``…/not-relevant/undo``; CSRF-checked forms, JSON for the page's script):
+the mark is a negative example for their "for you" recommendations, which never show
+the paper again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import APIRouter, HTTPException, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from papertide.charts import svg_chart
 from papertide.errors import InvalidIdError, NotFoundError
@@ -24,8 +30,10 @@ from papertide.rank import similar
 from papertide.store.community import Comment
 from papertide.text.ngram import ngram_tokens
 from papertide.trends import EDGE_STOP, series
+from papertide.web import actions
 from papertide.web.pages_common import (PAGE_METHODS, community, current_user, engines, entries, hf_signal,
                                         paper_url, render, store, user_voted)  # fmt: skip
+from papertide.web.session import CsrfForm, back_url, require_user, wants_json
 
 router = APIRouter(include_in_schema=False)
 
@@ -142,6 +150,7 @@ def paper_page(request: Request, paper_id: str) -> Response:
         "p": p,
         "votes": com.votes([pid]).get(pid, 0),
         "voted": mine is not None and pid in mine,
+        "not_relevant": user is not None and pid in com.not_relevant(user.id),
         "hf": hf,
         "listed": listing[0] if listing else None,
         "comments": comments,
@@ -151,3 +160,37 @@ def paper_page(request: Request, paper_id: str) -> Response:
         "charts": phrase_charts(engine, p) if engine is not None else [],
         "has_phrases": engine is not None,
     })  # fmt: skip
+
+
+# --------------------------------------------------------------- not relevant
+
+
+def set_not_relevant(request: Request, paper_id: str, form: FormData, on: bool) -> Response:
+    """Mark (``on``) or unmark a paper as not relevant to the signed-in user; back to the page, or JSON."""
+    if wants_json(request) and current_user(request) is None:
+        return JSONResponse({"detail": "log in to mark papers"}, status_code=401)
+    user = require_user(request, back_url(request, form, paper_url(paper_id)))
+    try:
+        pid = actions.visible_paper(store(request), user, paper_id)
+    except NotFoundError as e:
+        if wants_json(request):
+            return JSONResponse({"detail": str(e)}, status_code=404)
+        raise
+    com = community(request)
+    if on:
+        com.mark_not_relevant(user.id, pid)
+    else:
+        com.unmark_not_relevant(user.id, pid)
+    if wants_json(request):
+        return JSONResponse({"paper_id": pid, "not_relevant": on})
+    return RedirectResponse(back_url(request, form, paper_url(pid)), status_code=303)
+
+
+@router.post("/paper/{paper_id:path}/not-relevant", name="not_relevant")
+def mark_not_relevant(request: Request, paper_id: str, form: CsrfForm) -> Response:
+    return set_not_relevant(request, paper_id, form, True)
+
+
+@router.post("/paper/{paper_id:path}/not-relevant/undo", name="relevant_again")
+def unmark_not_relevant(request: Request, paper_id: str, form: CsrfForm) -> Response:
+    return set_not_relevant(request, paper_id, form, False)

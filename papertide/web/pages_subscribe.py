@@ -5,7 +5,13 @@
   *pending* subscription and mails a confirmation link (after the response, when an SMTP
   server is configured; otherwise the worker's next ``digest send`` mails it). Nothing
   else goes to an address until its link is followed (double opt-in). Posts are limited
-  per client address so the form cannot be used to mail-bomb someone.
+  per client address, and an address is mailed at most one link per
+  :data:`CONFIRM_RESEND` seconds whoever asks, so the form cannot be used to mail-bomb someone.
+- Whose subscription is it? The account it is linked to (``user_id``: set when a
+  signed-in user subscribes, never taken over from another account). Account addresses
+  are not verified, so a matching account address proves nothing: only the linked
+  account sees, changes (once active) or stops a subscription on this page; anyone else
+  gets 409 for an active address and must use the links in its mail.
 - ``/subscribe/confirm/<token>``: a page with one button; pressing it (a POST) confirms.
   A GET never changes anything, so mail scanners that prefetch links confirm nothing.
 - ``/unsubscribe/<token>``: the page behind a digest's unsubscribe link (a button), and the
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from starlette.datastructures import FormData
@@ -37,18 +44,13 @@ router = APIRouter(include_in_schema=False)
 
 NO_STORE = {"Cache-Control": "no-store"}
 SUBSCRIBE_LIMIT = (10, 3600.0)  # subscription posts per client address per hour
+CONFIRM_RESEND = 600.0  # seconds before a pending address is mailed another confirmation link
 _SPLIT = re.compile(r"[\s,;]+")
 
 
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
-
-
-def _links(request: Request):
-    from papertide.digest_send import Links
-
-    return Links(request.app.state.config, _secret(request))
 
 
 def _secret(request: Request) -> bytes:
@@ -66,10 +68,25 @@ def _limiter(request: Request) -> auth.RateLimiter:
 
 
 def _mine(request: Request) -> Subscription | None:
+    """The signed-in user's subscription: the one of their account's address, when linked to their account."""
     user = current_user(request)
     if user is None or not user.email:
         return None
-    return store(request).mailing.subscription_by_email(user.email)
+    sub = store(request).mailing.subscription_by_email(user.email)
+    return sub if sub is not None and sub.user_id == user.id else None
+
+
+def _recently_mailed(sub: Subscription) -> bool:
+    """Whether ``sub``'s address got a confirmation link less than :data:`CONFIRM_RESEND` seconds ago."""
+    if not sub.confirm_sent:
+        return False
+    try:
+        sent = datetime.fromisoformat(sub.confirm_sent.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - sent).total_seconds() < CONFIRM_RESEND
 
 
 def _form_of(sub: Subscription | None, email: str = "") -> dict:
@@ -108,7 +125,7 @@ def subscribe(request: Request, form: CsrfForm, background: BackgroundTasks) -> 
                     {"Retry-After": str(wait)})  # fmt: skip
     limiter.record_failure(key)  # every post counts
     existing = store(request).mailing.subscription_by_email(values["email"]) if values["email"] else None
-    owner = user is not None and user.email and user.email.lower() == values["email"].lower()
+    owner = user is not None and existing is not None and existing.user_id == user.id
     if existing is not None and existing.status == "active" and not owner:
         return fail("This address already receives a digest. To change it, log in with the account that uses "
                     "this address; to stop it, use the link at the end of any digest.", 409)  # fmt: skip
@@ -117,17 +134,26 @@ def subscribe(request: Request, form: CsrfForm, background: BackgroundTasks) -> 
             values["email"], every=values["every"], trending=values["trending"],
             categories=tuple(c for c in _SPLIT.split(values["categories"]) if c),
             searches=tuple(s.strip() for s in values["searches"].splitlines() if s.strip()),
-            for_you=values["for_you"], user_id=user.id if user else None)  # fmt: skip
+            for_you=values["for_you"], user_id=_link(user, existing))  # fmt: skip
     except ValueError as e:
         return fail(str(e)[:1].upper() + str(e)[1:])
     if sub.status == "pending":
-        background.add_task(_mail_confirmation, request.app, sub)
+        if not _recently_mailed(sub):
+            background.add_task(_mail_confirmation, request.app, sub)
         return render(request, "message.html", {
             "title": "Check your inbox",
             "message": f"We sent a confirmation link to {sub.email}. Nothing else is sent to this address "
                        "until the link is followed.",
         }, headers=NO_STORE)  # fmt: skip
     return RedirectResponse("/subscribe?saved=1", status_code=303)
+
+
+def _link(user, existing: Subscription | None) -> int | None:
+    """The account to link the subscription to: the signed-in user's, unless another account has it
+    (None keeps the existing link)."""
+    if user is None or (existing is not None and existing.user_id not in (None, user.id)):
+        return None
+    return user.id
 
 
 def _mail_confirmation(app, sub: Subscription) -> None:
@@ -164,8 +190,24 @@ def confirm_page(request: Request, token: str) -> Response:
     return render(request, "mail_action.html", {
         "title": "Confirm your subscription", "action": f"/subscribe/confirm/{token}", "button": "Confirm",
         "message": f"Send the {'daily' if sub.every == 'day' else 'weekly'} papertide digest to {sub.email}?",
-        "done": sub.status == "active",
+        "details": _details(request, sub), "done": sub.status == "active",
+        "ended": "This subscription was ended. Subscribe again to receive digests."
+                 if sub.status in ("unsubscribed", "paused") else None,
     }, headers=NO_STORE)  # fmt: skip
+
+
+def _details(request: Request, sub: Subscription) -> str:
+    """What the confirmed subscription brings, and whose upvotes choose "for you" (the mailbox's holder decides)."""
+    from papertide.digest_mail import describe
+
+    text = f"It is {describe(sub)}."
+    if sub.for_you and sub.user_id is not None:
+        try:
+            name = store(request).community.user(sub.user_id).username
+        except NotFoundError:
+            return text
+        text += f" The papers for you are learned from the papertide account “{name}”."
+    return text
 
 
 @router.post("/subscribe/confirm/{token}")

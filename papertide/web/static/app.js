@@ -154,3 +154,54 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+/* "Not relevant" marks without reloading: every form.mark (data-mark and data-unmark URLs)
+ * posts with fetch, asking for JSON ({paper_id, not_relevant}), with its CSRF token in the
+ * X-CSRF-Token header; the button then says which state the paper is in, and a marked
+ * list entry is dimmed. Any failure falls back to the plain form post (the server's page
+ * says what went wrong); without script the form posts and the server sends the browser back. */
+(function () {
+  "use strict";
+
+  function show(form, button, marked) {
+    var text = button.getAttribute(marked ? "data-on" : "data-off");
+    if (text !== null) button.textContent = text;
+    button.setAttribute("aria-pressed", marked ? "true" : "false");
+    form.action = form.getAttribute(marked ? "data-unmark" : "data-mark");
+    var entry = form.closest(".entry");
+    if (entry) entry.classList.toggle("dismissed", marked);
+  }
+
+  function enhance(form) {
+    var button = form.querySelector("button");
+    form.addEventListener("submit", function (ev) {
+      if (!window.fetch || !window.URLSearchParams) return;
+      ev.preventDefault();
+      if (button.disabled) return;
+      var token = form.querySelector("input[name=csrf]");
+      button.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRF-Token": token ? token.value : "" },
+        body: new URLSearchParams(new FormData(form))
+      }).then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      }).then(function (data) {
+        show(form, button, data.not_relevant === true);
+        button.disabled = false;
+      }).catch(function () {
+        button.disabled = false;
+        form.submit();
+      });
+    });
+  }
+
+  function start() {
+    document.querySelectorAll("form.mark[data-mark]").forEach(enhance);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
