@@ -122,7 +122,8 @@ def send_confirmation(store, config: Config, mailer, links: Links, sub: Subscrip
     """Send the double opt-in mail for ``sub`` and note it; returns the server's reply."""
     from papertide.digest_mail import render_confirmation
 
-    msg = render_confirmation(sub.email, links.confirm(sub), sender=sender_address(config))
+    msg = render_confirmation(sub.email, links.confirm(sub), sender=sender_address(config), base_url=links.base,
+                              subscription=sub)
     reply = mailer.send(msg)
     store.mailing.mark_confirm_sent(sub.id)
     return reply
