@@ -10,9 +10,21 @@ link is printed too so an operator can pass it on. Registered on the main group 
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+
+
+def _parse_now(ctx, param, value: str | None) -> datetime | None:
+    """``--now``: an ISO date or date and time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a time: {value!r} (expected 2026-11-26 or 2026-11-26T06:00Z)") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
 def _index(config, store):
@@ -119,21 +131,32 @@ def register(cli: click.Group, pass_ctx) -> None:
     @digest_group.command("send")
     @click.option("--dry-run", is_flag=True, help="Build and render every due digest; send and record nothing.")
     @click.option("--only", metavar="EMAIL", help="Only this subscriber.")
+    @click.option("--now", "now", metavar="TIME", callback=_parse_now,
+                  help="Act as if it were this UTC time (2026-11-26 or 2026-11-26T06:00Z): catch up the digests "
+                       "of a day or week missed while nothing ran. Default: the clock.")  # fmt: skip
     @pass_ctx
-    def send_cmd(obj, dry_run: bool, only: str | None) -> None:
-        """Send every digest that is due, each exactly once; exit 1 if some could not be sent."""
+    def send_cmd(obj, dry_run: bool, only: str | None, now: datetime | None) -> None:
+        """Send every digest that is due, each exactly once; exit 1 if some could not be sent.
+
+        Due means: the latest day (for daily subscriptions) and ISO week (weekly) that had
+        ended by now, or by --now, and has no final entry in the send log.
+        """
         from papertide.digest_send import DigestRun
 
+        mailer = None if dry_run else _mailer(obj.config)  # refuse before any work without SMTP
+        if now is not None and now > datetime.now(timezone.utc):
+            click.echo(f"warning: --now {now:%Y-%m-%dT%H:%M:%SZ} is later than the clock: periods that have not "
+                       "ended yet are sent as complete, and never again", err=True)  # fmt: skip
         with obj.store() as store:
             index = _index(obj.config, store)
             if index is None:
                 click.echo("no search index: saved searches stay empty (run `papertide index`)", err=True)
             secret = _secret(obj.config)
-            if dry_run:
-                report = DigestRun(store, index, obj.config, secret, only=only).run()
+            if mailer is None:
+                report = DigestRun(store, index, obj.config, secret, only=only, now=now).run()
             else:
-                with _mailer(obj.config) as mailer:
-                    report = DigestRun(store, index, obj.config, secret, mailer=mailer, only=only).run()
+                with mailer:
+                    report = DigestRun(store, index, obj.config, secret, mailer=mailer, only=only, now=now).run()
         for err in report.errors:
             click.echo(f"error: {err}", err=True)
         click.echo(report.summary())
@@ -148,7 +171,7 @@ def register(cli: click.Group, pass_ctx) -> None:
         from papertide.bounces import read_bounces
         from papertide.errors import FormatError
 
-        paused, bad = 0, 0
+        recorded, bad = 0, 0
         with obj.store() as store:
             for path in paths:
                 try:
@@ -161,9 +184,11 @@ def register(cli: click.Group, pass_ctx) -> None:
                     click.echo(f"warning: {problem}", err=True)
                 for b in found:
                     store.mailing.record_event(b.recipient, "bounce", f"{b.status} {b.diagnostic}".strip())
-                    paused += 1
-                    click.echo(f"{b.recipient}: bounced ({b.status}) — paused")
-        click.echo(f"{paused} bounce{'s' if paused != 1 else ''} recorded from {len(paths) - bad} file(s)")
+                    recorded += 1
+                    sub = store.mailing.subscription_by_email(b.recipient)
+                    outcome = f"subscription {sub.status}" if sub else "no subscription for this address"
+                    click.echo(f"{b.recipient}: bounced ({b.status}): {outcome}")
+        click.echo(f"{recorded} bounce{'s' if recorded != 1 else ''} recorded from {len(paths) - bad} file(s)")
         if bad:
             sys.exit(1)
 

@@ -1,10 +1,11 @@
 """``papertide worker``: the long-running process that keeps a papertide fresh.
 
 Every ``interval`` seconds it runs one *tick*: harvest the configured sources (Hugging
-Face daily papers for today and yesterday, arXiv OAI-PMH sets from their checkpoints),
-bring the search index and n-gram engine up to the store, retry pending submissions,
-and send the digests that are due. Each step's failure is reported and the next step
-still runs; a source that is down is tried again next tick. SIGTERM or SIGINT asks it to
+Face daily papers for today and yesterday, each listed on the day HF featured it; arXiv
+OAI-PMH sets from their checkpoints), bring the search index and n-gram engine up to the
+store, retry pending submissions, and send the digests that are due. Each step's failure
+is reported (a source that failed part-way too: what it sent first is kept) and the next
+step still runs; a source that is down is tried again next tick. SIGTERM or SIGINT asks it to
 stop: the step under way finishes its current message or batch and the process exits 0.
 """
 
@@ -19,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 from papertide.config import Config
-from papertide.errors import PapertideError
+from papertide.errors import PapertideError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,13 @@ class TickReport:
     errors: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return [f"tick at {self.started}"] + [f"  {s}" for s in self.steps] + [f"  error: {e}" for e in self.errors]
+        """For the log: one line per step (a multi-line summary indented under it), errors last."""
+        out = [f"tick at {self.started}"]
+        for prefix, texts in (("", self.steps), ("error: ", self.errors)):
+            for text in texts:
+                first, *more = text.splitlines() or [""]
+                out += ["  " + prefix + first] + ["    " + line for line in more]
+        return out
 
 
 class Worker:
@@ -62,7 +69,8 @@ class Worker:
         report = TickReport(self.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
         with open_store(self.config) as store:
             for kind, arg in self.sources:
-                self._step(report, f"harvest {kind}{':' + arg if arg else ''}", lambda: self._harvest(store, kind, arg))
+                self._step(report, f"harvest {kind}{':' + arg if arg else ''}",
+                           lambda kind=kind, arg=arg: self._harvest(store, kind, arg))  # fmt: skip
             if self.index:
                 self._step(report, "index", lambda: self._index(store))
             self._step(report, "submissions", lambda: self._submissions(store))
@@ -84,14 +92,46 @@ class Worker:
 
         if kind == "hf-daily":
             today = self.now().date()
-            reports = [ingest.ingest_hf_daily(store, self.config, day) for day in (today - timedelta(days=1), today)]
-            return "; ".join(r.summary() for r in reports)
-        from papertide.sources import arxiv_oai
+            reports = [self._hf_day(store, day) for day in (today - timedelta(days=1), today)]
+        else:
+            from papertide.sources import arxiv_oai
 
-        from_ = None
-        if store.get_checkpoint(arxiv_oai.checkpoint_name(arg, "arXiv")) is None:
-            from_ = (self.now().date() - timedelta(days=FIRST_HARVEST_DAYS)).isoformat()
-        return ingest.ingest_arxiv(store, self.config, set_spec=arg, from_=from_).summary()
+            from_ = None
+            if store.get_checkpoint(arxiv_oai.checkpoint_name(arg, "arXiv")) is None:
+                from_ = (self.now().date() - timedelta(days=FIRST_HARVEST_DAYS)).isoformat()
+            reports = [ingest.ingest_arxiv(store, self.config, set_spec=arg, from_=from_)]
+        summary = "; ".join(r.summary() for r in reports)
+        errors = [e for r in reports for e in r.errors]  # ingest keeps what came before a failure
+        if errors:
+            raise SourceError(f"{'; '.join(errors)} (kept: {summary})")
+        return summary
+
+    def _hf_day(self, store, day: date):
+        """One day of Hugging Face daily papers, each listed on the day HF featured it.
+
+        The listing is what puts a paper on that day's page and in that day's digests
+        (:mod:`papertide.daily`); the first listing of a paper wins, so a harvest that
+        sees it again the next day leaves it where it was.
+        """
+        from papertide.ingest import ingest
+        from papertide.sources import Signal, hf_daily
+        from papertide.sources.http import Fetcher
+
+        featured: dict[str, str] = {}
+
+        def noting(items):
+            for item in items:
+                if isinstance(item, Signal) and item.source == "hf":
+                    featured.setdefault(item.paper_id, item.day or day.isoformat())
+                yield item
+
+        with Fetcher(self.config, interval=self.config.hf_interval) as fetcher:
+            report = ingest(store, noting(hf_daily.daily(fetcher, self.config.hf_url, day)))
+        stored = store.get_many(list(featured))
+        for pid, listed_on in featured.items():
+            if pid in stored:
+                store.community.list_paper(pid, listed_on)
+        return report
 
     def _index(self, store) -> str:
         from papertide.index import update_index

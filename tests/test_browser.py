@@ -511,3 +511,70 @@ def test_comments_made_of_markup_render_inert(member):
     page.reload()
     assert member.pwned() is None
     assert member.errors == [] and member.csp_violations() == []
+
+
+# ------------------------------------------------------------ email digests
+
+
+@pytest.fixture
+def mail_site(browser, tmp_path):
+    """The web app on a fresh home, mailing through a real SMTP server on loopback (aiosmtpd)."""
+    from smtp_sink import SmtpSink
+
+    sink = SmtpSink()
+    cfg = load_config(tmp_path / "mail-home", env={}, smtp_url=sink.url(), mail_rate=0)
+    app = create_app(cfg)
+    try:
+        with LiveServer(app) as server:
+            # the mail's links must lead to this server, whose port is known once it listens
+            app.state.config = replace(cfg, base_url=server.url)
+            yield server, sink, app.state.config
+    finally:
+        sink.close()
+
+
+def test_subscribe_to_the_daily_digest_and_confirm_by_the_mailed_link(browser, mail_site, shots):
+    import re
+    import time
+
+    server, sink, cfg = mail_site
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    web = Watched(context.new_page(), server.url)
+    page = web.page
+    try:
+        sign_up(page, server.url, "erin")
+        web.goto("/subscribe")
+        form = page.locator("form[action='/subscribe']")
+        form.get_by_label("Email").fill("erin@example.org")
+        form.get_by_label("Daily").check()
+        form.get_by_label("Trending papers").check()
+        page.screenshot(path=str(shots / "subscribe.png"), full_page=True)
+        form.get_by_role("button", name="Subscribe").click()
+        page.locator("h1", has_text="Check your inbox").wait_for()
+        assert "erin@example.org" in page.locator("main").inner_text()
+
+        deadline = time.monotonic() + 10
+        while not sink.messages and time.monotonic() < deadline:  # mailed after the response
+            time.sleep(0.05)
+        [received] = sink.messages
+        assert received.message["To"] == "erin@example.org"
+        text = received.message.get_body(preferencelist=("plain",)).get_content()
+        [link] = re.findall(r"https?://\S+/subscribe/confirm/\S+", text)
+        assert link.startswith(server.url + "/subscribe/confirm/")
+
+        page.goto(link)
+        assert page.locator("h1").inner_text() == "Confirm your subscription"
+        with open_store(cfg) as store:
+            assert store.mailing.subscription_by_email("erin@example.org").status == "pending"  # opening is not confirming
+        page.get_by_role("button", name="Confirm").click()
+        page.locator("h1", has_text="confirmed").wait_for()
+        assert "erin@example.org" in page.locator("main").inner_text()
+        with open_store(cfg) as store:
+            sub = store.mailing.subscription_by_email("erin@example.org")
+            erin = store.community.user_by_name("erin")
+        assert (sub.status, sub.every, sub.trending, sub.user_id) == ("active", "day", True, erin.id)
+        assert web.errors == [] and web.csp_violations() == []
+    finally:
+        context.close()
+    assert (shots / "subscribe.png").stat().st_size > 10_000
