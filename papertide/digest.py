@@ -84,7 +84,6 @@ PER_SEARCH = 5  # papers per saved search at most
 PERIOD_CANDIDATES = 2_000  # papers of one period considered at most
 _HEADINGS = {"trending": "Trending", "category": "New in your categories", "search": "Your saved searches",
              "for_you": "For you"}  # fmt: skip
-_EVERY_WORD = {"day": "today", "week": "this week"}
 
 
 def title_for(every: str, period: str) -> str:
@@ -92,6 +91,12 @@ def title_for(every: str, period: str) -> str:
     if every == "day":
         return f"Your papertide digest: {first.day} {first:%b %Y}"
     return f"Your weekly papertide digest: {first.day} {first:%b} – {last.day} {last:%b %Y}"
+
+
+def period_phrase(every: str, period: str) -> str:
+    """``on 25 Nov`` or ``in the week of 18 Nov``: how a reason names the period."""
+    first, _ = period_bounds(period)
+    return f"on {first.day} {first:%b}" if every == "day" else f"in the week of {first.day} {first:%b}"
 
 
 def _in_categories(paper: Paper, wanted: tuple[str, ...]) -> str | None:
@@ -152,12 +157,11 @@ class DigestBuilder:
             com = self.store.community
             top = com.top_voted(since, end.strftime("%Y-%m-%dT%H:%M:%SZ"), limit=200)
             ranked = rank_trending(com.vote_times([p for p, _ in top], since), end, window) if top else []
-            counts = dict(top)
+            when = period_phrase(every, period)
             ids = [p for p, _ in ranked if p not in self._hidden][:PER_SECTION]
-            rows = [(p, f"{counts[p]} upvote{'s' if counts[p] != 1 else ''} {_EVERY_WORD[every]}") for p in ids]
-            if not rows:
-                rows = [(p, f"{self._votes[p]} upvotes") if self._votes[p] else (p, "new " + _EVERY_WORD[every])
-                        for p in self.period_ids(period)[:PER_SECTION]]  # fmt: skip
+            rows = [(p, f"among the most upvoted {when}") for p in ids]
+            if not rows:  # nobody voted: the period's papers, most upvoted first
+                rows = [(p, f"listed {when}") for p in self.period_ids(period)[:PER_SECTION]]
             self._load([p for p, _ in rows])
             self._trending[key] = [(p, r) for p, r in rows if p in self._papers]
         return self._trending[key]

@@ -203,8 +203,24 @@ def ingest_arxiv_query(store: Store, config, query: str, *, max_results: int = 1
 
 
 def ingest_hf_daily(store: Store, config, day, **kw) -> IngestReport:
-    from papertide.sources import hf_daily
+    """One day of Hugging Face daily papers, each *listed* on the day HF featured it: the
+    listing puts it on that day's page and in that day's digests (:mod:`papertide.daily`).
+    The first listing of a paper wins, so seeing it again another day leaves it be."""
+    from papertide.sources import Signal, hf_daily
     from papertide.sources.http import Fetcher
 
+    featured: dict[str, str] = {}
+
+    def noting(items):
+        for item in items:
+            if isinstance(item, Signal) and item.source == hf_daily.SIGNAL_SOURCE:
+                featured.setdefault(item.paper_id, item.day or day.isoformat())
+            yield item
+
     with Fetcher(config, interval=config.hf_interval) as fetcher:
-        return ingest(store, hf_daily.daily(fetcher, config.hf_url, day), **kw)
+        report = ingest(store, noting(hf_daily.daily(fetcher, config.hf_url, day)), **kw)
+    stored = store.get_many(list(featured))
+    for pid, listed_on in featured.items():
+        if pid in stored:
+            store.community.list_paper(pid, listed_on)
+    return report

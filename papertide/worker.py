@@ -107,31 +107,9 @@ class Worker:
         return summary
 
     def _hf_day(self, store, day: date):
-        """One day of Hugging Face daily papers, each listed on the day HF featured it.
+        from papertide.ingest import ingest_hf_daily
 
-        The listing is what puts a paper on that day's page and in that day's digests
-        (:mod:`papertide.daily`); the first listing of a paper wins, so a harvest that
-        sees it again the next day leaves it where it was.
-        """
-        from papertide.ingest import ingest
-        from papertide.sources import Signal, hf_daily
-        from papertide.sources.http import Fetcher
-
-        featured: dict[str, str] = {}
-
-        def noting(items):
-            for item in items:
-                if isinstance(item, Signal) and item.source == "hf":
-                    featured.setdefault(item.paper_id, item.day or day.isoformat())
-                yield item
-
-        with Fetcher(self.config, interval=self.config.hf_interval) as fetcher:
-            report = ingest(store, noting(hf_daily.daily(fetcher, self.config.hf_url, day)))
-        stored = store.get_many(list(featured))
-        for pid, listed_on in featured.items():
-            if pid in stored:
-                store.community.list_paper(pid, listed_on)
-        return report
+        return ingest_hf_daily(store, self.config, day)
 
     def _index(self, store) -> str:
         from papertide.index import update_index

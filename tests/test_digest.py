@@ -94,8 +94,9 @@ def test_trending_section_follows_votes_cast_in_the_period(demo):
     heading, items = digest.sections[0]
     assert heading == "Trending"
     assert [i.paper.id for i in items[:2]] == [day_ids[3], day_ids[5]]
-    assert items[0].reason == "2 upvotes today" and items[0].upvotes == 2
-    assert items[1].reason == "1 upvote today"
+    when = f"on {today.day} {today:%b}"
+    assert items[0].reason == f"among the most upvoted {when}" and items[0].upvotes == 2
+    assert items[1].reason == items[0].reason and items[1].upvotes == 1
 
 
 def test_trending_falls_back_to_the_periods_papers_when_nobody_voted(demo):

@@ -178,7 +178,7 @@ def test_subscribe_confirm_receive_from_the_worker_unsubscribe_and_receive_nothi
         links = re.findall(r'href="([^"]+/paper/[^"]+)"', html)
         assert links[:2] == [f"{base}/paper/{ids[4]}", f"{base}/paper/{ids[2]}"]  # most upvoted first
         assert {link.rsplit("/paper/", 1)[1] for link in links} == set(ids[:6])  # yesterday's six, nothing else
-        assert "3 upvotes" in text and "2 upvotes" in text and "new today" in text  # why each one is there
+        assert "3 upvotes" in text and "2 upvotes" in text and f"listed on {d.day} {d:%b}" in text  # and why
         assert titles[ids[4]] in text
     paper = httpx.get(re.findall(r'href="([^"]+/paper/[^"]+)"', _html(digests[READERS[0]]))[0], timeout=10)
     assert paper.status_code == 200 and titles[ids[4]].split(":")[0] in paper.text  # the link leads to the paper
@@ -202,7 +202,7 @@ def test_subscribe_confirm_receive_from_the_worker_unsubscribe_and_receive_nothi
     newest = sink.messages[-1].message
     assert newest["Subject"] == f"Your papertide digest: {today.day} {today:%b %Y}"
     assert re.findall(r'href="[^"]+/paper/([^"]+)"', _html(newest)) == [ids[4], ids[2]]
-    assert "3 upvotes today" in _text(newest) and "2 upvotes today" in _text(newest)
+    assert f"among the most upvoted on {today.day} {today:%b}" in _text(newest)
     with open_store(site["config"]) as store:
         assert [r.state for r in store.mailing.send_log(period=today.isoformat())] == ["sent"]
 

@@ -54,8 +54,8 @@ ABSTRACT = ("We scale n-gram language models to 5 trillion tokens, e.g. the Pile
 def digest(sub: Subscription | None = None) -> Digest:
     trending = [
         DigestItem(paper("2401.17377", "Infini-gram: Scaling Unbounded n-gram Language Models", ABSTRACT, 9), 42,
-                   "42 upvotes today", "trending"),
-        DigestItem(paper("hep-th/9901001", HOSTILE, "Plain abstract. Second one."), 5, "5 upvotes today", "trending"),
+                   "among the most upvoted on 17 Mar", "trending"),
+        DigestItem(paper("hep-th/9901001", HOSTILE, "Plain abstract. Second one."), 5, "among the most upvoted on 17 Mar", "trending"),
     ]
     for_you = [DigestItem(paper("doi:10.1000/xyz-1", "A DOI paper", "Only sentence."), 0,
                           "close to “Infini-gram”, which you upvoted", "for_you")]
@@ -124,7 +124,7 @@ def test_the_text_part_lists_each_paper_with_link_authors_snippet_upvotes_and_re
     flat = " ".join(text.split())
     assert "as Liu et al. proposed in 2024. Counts take 3.5 ms on average." in flat
     assert "A third sentence" not in text
-    assert "42 upvotes · 42 upvotes today" in text and "0 upvotes · close to “Infini-gram”, which you upvoted" in text
+    assert "42 upvotes · among the most upvoted on 17 Mar" in text and "0 upvotes · close to “Infini-gram”, which you upvoted" in text
     assert UNSUB in text and PREFS in text
     assert max(len(line) for line in text.splitlines() if "://" not in line) <= 76
 

@@ -40,7 +40,7 @@ def web_config(tmp_path_factory, demo_embeddings, embedder):
         ingest_files(store, [extra])
         assert list_demo_papers(store) == 43
         ids = demo_paper_ids()
-        store.write(Batch(signals=[Signal(ids[5], "hf-daily", 42, DEMO_DAY, {"submitted_by": "akhaliq"})]))
+        store.write(Batch(signals=[Signal(ids[5], "hf", 42, DEMO_DAY, {"submitted_by": "akhaliq"})]))
         com = store.community
         alice = com.create_user("alice", "", "argon2-hash-for-tests")
         com.vote(alice.id, ids[7])

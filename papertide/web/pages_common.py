@@ -25,12 +25,13 @@ from fastapi import Request
 from starlette.responses import Response
 
 from papertide.paper import Paper
+from papertide.sources.hf_daily import SIGNAL_SOURCE
 from papertide.text.tokens import tokenize, tokenize_query
 
 Segments = list[tuple[str, bool]]
 PAGE_METHODS = ["GET", "HEAD"]  # pages answer HEAD too (monitors, link checkers)
 SNIPPET_CHARS = 300
-HF_SOURCE = "hf-daily"
+HF_SOURCE = SIGNAL_SOURCE  # the Signal source hf_daily writes ("hf")
 
 
 # --------------------------------------------------------------- rendering
