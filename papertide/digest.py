@@ -121,6 +121,8 @@ class DigestBuilder:
         self._votes: dict[str, int] = {}
         self._trending: dict[str, list[tuple[str, str]]] = {}
         self._searches: dict[tuple[str, str], list[str]] = {}
+        self._categories: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {}
+        self._cold: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {}
         self._hidden = store.community.hidden_papers()
 
     # --- shared parts
@@ -189,9 +191,25 @@ class DigestBuilder:
             return []
         if sub.user_id is None and not sub.categories:
             return []
+        if sub.user_id is None and (sub.categories, period) in self._cold:  # cold start: the same for everyone
+            return self._cold[(sub.categories, period)]
         recs = recommend(self.index, self.store, sub.user_id, k=PER_SECTION, candidates=candidates,
                          categories=sub.categories)  # fmt: skip
-        return [(r.paper_id, r.reason) for r in recs if r.paper_id in self._papers]
+        rows = [(r.paper_id, r.reason) for r in recs if r.paper_id in self._papers]
+        if sub.user_id is None:
+            self._cold[(sub.categories, period)] = rows
+        return rows
+
+    def in_categories(self, wanted: tuple[str, ...], period: str) -> list[tuple[str, str]]:
+        """(paper id, reason) of the period's papers in any of ``wanted``, by votes."""
+        if (wanted, period) not in self._categories:
+            rows = []
+            for pid in self.period_ids(period):
+                cat = _in_categories(self._papers[pid], wanted)
+                if cat:
+                    rows.append((pid, f"new in {cat}"))
+            self._categories[(wanted, period)] = rows
+        return self._categories[(wanted, period)]
 
     # --- one subscriber
     def build(self, sub: Subscription, period: str) -> Digest:
@@ -201,7 +219,9 @@ class DigestBuilder:
         def add(section: str, rows: list[tuple[str, str]], limit: int = PER_SECTION) -> None:
             items = []
             for pid, reason in rows:
-                if pid not in seen and pid in self._papers and len(items) < limit:
+                if len(items) == limit:
+                    break
+                if pid not in seen and pid in self._papers:
                     seen.add(pid)
                     items.append(DigestItem(self._papers[pid], self._votes.get(pid, 0), reason, section))
             if items:
@@ -212,12 +232,7 @@ class DigestBuilder:
         if sub.for_you:
             add("for_you", self.for_you(sub, period))
         if sub.categories:
-            rows = []
-            for pid in self.period_ids(period):
-                cat = _in_categories(self._papers[pid], sub.categories)
-                if cat:
-                    rows.append((pid, f"new in {cat}"))
-            add("category", rows)
+            add("category", self.in_categories(sub.categories, period))
         if sub.searches:
             rows = [(pid, f"matches your search “{q}”") for q in sub.searches for pid in self.search(q, period)]
             add("search", rows, limit=PER_SEARCH * len(sub.searches))

@@ -9,19 +9,12 @@ host, process gone) or its lease has run out, and sends it again under the same
 Message-ID. SMTP cannot say whether a message whose 250 reply was lost got through, so
 the one window left is between the server's 250 and the log's commit (microseconds);
 every other kill point resends exactly what was not accepted.
-
-The hand-off runs on a thread of its own (:class:`_Courier`), one message at a time and
-in order, so that building and rendering the next digest overlaps the wait for the
-server's replies; that changes none of the above: every message is claimed before it is
-queued and finished after the server answered; at most three claims are open at any
-moment (the message in flight, the one queued behind it and the one being queued).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -151,32 +144,23 @@ class DigestRun:
         self.report = SendReport()
         self.owner = owner_name()
         self._budget = config.mail_max_per_run or None
-        self._courier: _Courier | None = None
 
     def run(self) -> SendReport:
-        """Send what is due; an error that is no one recipient's fault (the server refuses the
-        sender, the database fails) ends the run and is raised once the queue is drained."""
         started = time.perf_counter()
         try:
             if self.mailer is not None:
                 self._confirmations()
-                self._courier = _Courier(self._hand_off, self._release)
             for every in EVERY:
                 if not self._period(every, last_complete_period(every, self.now)):
                     self.report.stopped = True
                     break
         finally:
-            courier, self._courier = self._courier, None
-            try:
-                if courier is not None:
-                    courier.close()
-            finally:
-                self.report.seconds = time.perf_counter() - started
+            self.report.seconds = time.perf_counter() - started
         return self.report
 
     def _spend(self) -> bool:
         """One message's worth of the run's budget; False when the run must stop."""
-        if self.stop.is_set() or (self._courier is not None and self._courier.error is not None):
+        if self.stop.is_set():
             return False
         if self._budget is not None:
             if self._budget <= 0:
@@ -242,15 +226,8 @@ class DigestRun:
             mailing.finish_send(sub.id, period, "empty", "nothing new for this subscription")
             self.report.empty += 1
             return True
-        msg = render(digest, self.config, self.links, claim.message_id)
-        assert self._courier is not None
-        self._courier.put((sub, period, msg, claim.attempts))
+        self._hand_off(sub, period, render(digest, self.config, self.links, claim.message_id), claim.attempts)
         return True
-
-    def _release(self, sub: Subscription, period: str, msg, attempts: int) -> None:
-        """A queued message the run will not hand off (it stopped on an error): due again next run."""
-        self.store.mailing.finish_send(sub.id, period, "deferred", "not handed off: the run stopped on an error")
-        self.report.deferred += 1
 
     def _hand_off(self, sub: Subscription, period: str, msg, attempts: int) -> None:
         from papertide.mailer import PermanentMailError, TransientMailError
@@ -271,42 +248,6 @@ class DigestRun:
         else:
             mailing.finish_send(sub.id, period, "sent", reply)
             self.report.sent += 1
-
-
-class _Courier:
-    """Hands claimed, rendered messages to ``deliver`` on a thread of its own, in order; at
-    most one waits while another is handed off. After ``deliver`` raised, the ones still
-    queued go to ``release`` and :meth:`close` raises the error in the caller's thread."""
-
-    def __init__(self, deliver, release) -> None:
-        self._deliver, self._release = deliver, release
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="digest-smtp", daemon=True)
-        self._thread.start()
-
-    def put(self, job: tuple) -> None:
-        self._queue.put(job)
-
-    def close(self) -> None:
-        """Wait for everything queued to be handed off (or released); raise the error, if any."""
-        self._queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                if self.error is None:
-                    self._deliver(*job)
-                else:
-                    self._release(*job)
-            except BaseException as e:  # noqa: BLE001 - handed to the run's thread by close()
-                if self.error is None:
-                    self.error = e
-                else:
-                    log.error("could not release a queued digest: %s", e)
 
 
 def preview(store, index, config: Config, secret: bytes, email: str, out: Path, *, period: str | None = None,
