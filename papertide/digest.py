@@ -81,6 +81,7 @@ def last_complete_period(every: str, now: datetime | None = None) -> str:
 
 PER_SECTION = 10  # papers per section at most
 PER_SEARCH = 5  # papers per saved search at most
+SEARCH_DEPTH = 500  # a saved search's best papers over the whole index, then the period's kept
 PERIOD_CANDIDATES = 2_000  # papers of one period considered at most
 _HEADINGS = {"trending": "Trending", "category": "New in your categories", "search": "Your saved searches",
              "for_you": "For you"}  # fmt: skip
@@ -175,10 +176,15 @@ class DigestBuilder:
             from papertide.query import parse_query
             from papertide.rank import search
 
+            # The period's papers are those *listed* in it (else submitted in it), and a listed
+            # paper may have been submitted long before: rank the search over the whole index
+            # and keep the period's papers, plus what the date filter finds beyond the depth.
             first, last = period_bounds(period)
-            query = dc_replace(parse_query(q), since=first, until=last)
-            ids, _ = search(self.index, query, k=PER_SEARCH)
-            ids = [i for i in ids if i not in self._hidden]
+            members = set(self.period_ids(period))
+            parsed = parse_query(q)
+            wide, _ = search(self.index, parsed, k=SEARCH_DEPTH)
+            dated, _ = search(self.index, dc_replace(parsed, since=first, until=last), k=PER_SEARCH)
+            ids = [i for i in dict.fromkeys([*wide, *dated]) if i in members][:PER_SEARCH]
             self._load(ids)
             self._searches[(q, period)] = [i for i in ids if i in self._papers]
         return self._searches[(q, period)]

@@ -202,3 +202,19 @@ def test_for_you_without_a_user_starts_from_the_subscriptions_categories(demo):
     assert [i.paper.id for i in cold.sections[0][1]] == ["2403.22222", "2403.11111"]
     nothing = DigestBuilder(store, index).build(sub(for_you=True), DAY)  # no user, no categories
     assert nothing.empty
+
+
+def test_saved_searches_find_papers_listed_in_the_period_though_submitted_earlier(demo, config, tmp_path):
+    store, _ = demo
+    old = {"id": "1706.03762", "title": "Attention is all you need", "authors": ["Ashish Vaswani"],
+           "categories": ["cs.CL"], "submitted": "2017-06-12", "abstract": "The Transformer uses attention only."}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    cli_run("ingest", str(path))
+    cli_run("index")
+    day2 = "2024-03-18"
+    store.community.list_paper(old["id"], day2)  # featured on a day long after its submission
+    digest = DigestBuilder(store, SearchIndex.open(config, store)).build(sub(searches=('"attention is all"',)), day2)
+    assert [i.paper.id for _, items in digest.sections for i in items] == [old["id"]]
+    none = DigestBuilder(store, SearchIndex.open(config, store)).build(sub(searches=('"attention is all"',)), DAY)
+    assert none.empty  # not listed on DAY, nor submitted then

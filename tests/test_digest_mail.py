@@ -249,3 +249,12 @@ def test_paper_link_and_period_label():
     assert period_label("2026-W48") == "23–29 Nov 2026"
     assert period_label("2026-W49") == "30 Nov – 6 Dec 2026"
     assert period_label("2026-W53") == "28 Dec 2026 – 3 Jan 2027"
+
+
+def test_a_long_unsubscribe_url_goes_out_verbatim_in_the_header():
+    """Mail clients read List-Unsubscribe raw: a URL longer than a line must not be folded into
+    encoded words (it was, before the headers were written as given)."""
+    url = "https://papers.example.org/unsubscribe/12345." + "A" * 43
+    raw = bytes(render_digest(digest(), base_url=BASE, sender=SENDER, unsubscribe_url=url, preferences_url=PREFS))
+    assert b"List-Unsubscribe: <" + url.encode() + b">" in raw
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
