@@ -5,11 +5,12 @@ threads (one build per index, the lazy parts and the block cache under a lock)."
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
 
 import numpy as np
 import pytest
+
+from together import together
 
 from papertide.filters import DocFacts
 from papertide.index import SearchIndex
@@ -171,34 +172,13 @@ def test_one_feature_space_per_index_until_it_catches_up_and_none_kept_after_it(
     assert gone() is None  # a replaced index does not keep its features alive
 
 
-def _together(n: int, work) -> list:
-    """``work(i)`` in ``n`` threads released at once; their results in order (a failure re-raised)."""
-    barrier, out, errors = threading.Barrier(n), [None] * n, []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = work(i)
-        except BaseException as e:  # noqa: BLE001 - handed to the test below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return out
-
-
 def test_threads_asking_at_once_share_one_build_and_its_lazy_parts():
     for attempt in range(5):
         index = search_index(3_000, seed=attempt)
-        built = _together(8, lambda i, index=index: PaperFeatures.of_index(index))
+        built = together(8, lambda i, index=index: PaperFeatures.of_index(index))
         assert all(f is built[0] for f in built)
         f = built[0]
-        norms = _together(8, lambda i, f=f: f.inv_norm if i % 2 else f.key_rank)
+        norms = together(8, lambda i, f=f: f.inv_norm if i % 2 else f.key_rank)
         assert all(x is norms[1] for x in norms[1::2]) and all(x is norms[0] for x in norms[0::2])
 
 
@@ -221,7 +201,7 @@ def test_threads_share_the_block_cache_and_get_the_blocks_a_single_thread_gets()
                                                 * expected[j].values, minlength=50))  # fmt: skip
         return ok
 
-    assert all(_together(8, work))
+    assert all(together(8, work))
     last = f.lexical_block(sets[0])
     assert f.lexical_block(sets[0]) is last  # kept
     for r in sets[1 : BLOCK_CACHE + 1]:

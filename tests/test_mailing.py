@@ -8,13 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 import papertide
+from together import together
+
 from papertide.errors import ConflictError, NotFoundError
 from papertide.store import open_store
 from papertide.store.mailing import FINAL_SEND_STATES, MAX_CATEGORIES, MAX_SEARCH_CHARS, MAX_SEARCHES
@@ -40,27 +41,6 @@ def active(m, email: str, every: str = "day", **content):
     content = content or {"trending": True}
     sub = m.subscribe(email, every=every, **content)
     return m.confirm(sub.id)
-
-
-def run_threads(work, n: int) -> list:
-    """Run ``work(k)`` on n threads released together; their results (errors re-raised)."""
-    barrier, results, errors = threading.Barrier(n), [None] * n, []
-
-    def run(k: int) -> None:
-        try:
-            barrier.wait()
-            results[k] = work(k)
-        except BaseException as e:  # pragma: no cover - the failure being tested for
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ------------------------------------------------------------------ wiring, migration
@@ -464,7 +444,7 @@ def test_eight_threads_claiming_one_send_give_it_to_exactly_one(config, store, m
                 if s is not store:
                     s.close()
 
-        won = [r for r in run_threads(claim, 8) if r is not None]
+        won = [r for r in together(8, claim) if r is not None]
         assert len(won) == 1 and won[0].attempts == 1
         assert m.send_log(subscription_id=sub.id) == won
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Callable, Iterable, Iterator
@@ -48,6 +46,7 @@ from papertide.store.community import (
     username_key,
 )
 from papertide.store.rows import dumps, now_iso
+from papertide.store.sqlite_part import SQLitePart
 
 _CHUNK = 500  # ids per IN (...) query
 _TOKEN_TOUCH = timedelta(minutes=1)  # last_used is written at most this often per token
@@ -105,21 +104,8 @@ def _chunks(ids: list[str]) -> Iterator[tuple[list[str], str]]:
         yield chunk, ", ".join("?" * len(chunk))
 
 
-class SQLiteCommunity(Community):
-    def __init__(self, db: sqlite3.Connection, transaction: Callable[[], AbstractContextManager], lock: threading.RLock):
-        self._db = db
-        self._tx = transaction
-        self._lock = lock
-
+class SQLiteCommunity(SQLitePart, Community):
     # ------------------------------------------------------------------ plumbing
-    def _all(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
-
-    def _first(self, sql: str, params: Iterable = ()) -> tuple | None:
-        rows = self._all(sql, params)
-        return rows[0] if rows else None
-
     @staticmethod
     def _live_paper(db: sqlite3.Connection, paper_id: object) -> str:
         pid = check_paper_id(paper_id)

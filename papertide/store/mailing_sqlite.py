@@ -17,27 +17,33 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
-from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Iterable
 
 from papertide.errors import ConflictError, NotFoundError
 from papertide.paper import is_arxiv_category
-from papertide.store.community import TIME_FORMAT, check_email, check_flag, check_id, check_page, check_text
+from papertide.store.community import (
+    TIME_FORMAT,
+    check_email,
+    check_flag,
+    check_id,
+    check_page,
+    check_text,
+)
 from papertide.store.mailing import (
     FINAL_SEND_STATES,
     MAX_CATEGORIES,
     MAX_SEARCH_CHARS,
     MAX_SEARCHES,
-    SUB_STATUSES,
     SEND_STATES,
+    SUB_STATUSES,
     MailEvent,
     Mailing,
     SendRecord,
     Subscription,
 )
 from papertide.store.rows import dumps, now_iso
+from papertide.store.sqlite_part import SQLitePart
 
 EVERY = ("day", "week")
 EVENT_KINDS = ("bounce", "failure", "complaint")
@@ -163,18 +169,8 @@ def _subscription(row: tuple) -> Subscription:
                         bool(for_you), status, reason, created, confirmed, sent)  # fmt: skip
 
 
-class SQLiteMailing(Mailing):
-    def __init__(
-        self, db: sqlite3.Connection, transaction: Callable[[], AbstractContextManager], lock: threading.RLock
-    ) -> None:
-        self._db = db
-        self._tx = transaction
-        self._lock = lock
-
+class SQLiteMailing(SQLitePart, Mailing):
     # ------------------------------------------------------------------ plumbing
-    def _all(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
 
     @staticmethod
     def _sub(db: sqlite3.Connection, subscription_id: object) -> Subscription:
