@@ -51,6 +51,16 @@ def server():
 
 
 @pytest.fixture
+def sink():
+    """A real SMTP server on 127.0.0.1 that keeps what it accepts (tests/smtp_sink.py)."""
+    from smtp_sink import SmtpSink
+
+    s = SmtpSink()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
 

@@ -5,7 +5,6 @@ real app answering real requests."""
 from __future__ import annotations
 
 import pytest
-from conftest import cli_run
 from fastapi.testclient import TestClient
 
 from papertide.config import load_config, replace

@@ -25,7 +25,6 @@ from email.message import EmailMessage
 
 import httpx
 import pytest
-from smtp_sink import SmtpSink
 
 from papertide.digest import last_complete_period
 from papertide.ingest import ingest_demo
@@ -41,13 +40,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 @pytest.fixture

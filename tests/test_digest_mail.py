@@ -83,13 +83,6 @@ class Tags(HTMLParser):
         self.text.append(data)
 
 
-@pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
 def deliver(sink: SmtpSink, msg) -> email.message.EmailMessage:
     with Mailer(SmtpSettings.from_url(sink.url()), rate=0, local_hostname="client.test") as m:
         m.send(msg)

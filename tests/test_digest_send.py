@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import cli_run
-from smtp_sink import SmtpSink
 
 from papertide.config import replace
 from papertide.digest import last_complete_period
@@ -24,13 +22,6 @@ from papertide.web.auth import load_or_create_secret
 
 NOW = datetime.now(timezone.utc)
 YESTERDAY = last_complete_period("day", NOW)
-
-
-@pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 @pytest.fixture

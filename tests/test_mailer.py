@@ -51,13 +51,6 @@ def mailer(url: str, t: FakeTime | None = None, **kwargs) -> Mailer:
 
 
 @pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def cert(tmp_path):
     return make_certificate(tmp_path)
 

@@ -29,13 +29,6 @@ NOT_VALID = "This link is not valid"
 
 
 @pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def mail_app(template, config, sink):
     """The community app of ``web_fixtures`` with mail going to the loopback SMTP sink."""
     application = make_app(template, replace(config, smtp_url=sink.url()))
