@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from browser_server import feed_of, free_dead_url
 from conftest import cli_run
-from smtp_sink import SmtpSink
 
 from papertide.config import replace
 from papertide.ingest import ingest_files
@@ -55,13 +54,6 @@ def hf_day(day: date) -> bytes:
 def serve_hf(server, *bodies: bytes, status: int = 200) -> None:
     for body in bodies:
         server.queue(HF_PATH, body, status=status, headers={"Content-Type": "application/json; charset=utf-8"})
-
-
-@pytest.fixture
-def sink():
-    s = SmtpSink()
-    yield s
-    s.close()
 
 
 @pytest.fixture

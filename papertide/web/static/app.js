@@ -103,11 +103,14 @@
  * JSON ({votes, voted}), and sends the form's CSRF token in the X-CSRF-Token header. The
  * count shown is the one of the form's own entry (or of the paper page). Any failure
  * falls back to posting the form normally, so the server's page (log in, error) is what
- * the user sees; without script the form posts and the server sends the browser back. */
+ * the user sees; without script the form posts and the server sends the browser back.
+ * "Not relevant" marks (every form.mark, data-mark and data-unmark URLs) work the same way
+ * with JSON {paper_id, not_relevant}: the button says which state the paper is in, and a
+ * marked list entry is dimmed. */
 (function () {
   "use strict";
 
-  function show(form, button, data) {
+  function showVote(form, button, data) {
     var box = form.closest(".entry, .paper-meta");
     var count = box && box.querySelector(".votes .n");
     var label = box && box.querySelector(".votes .l");
@@ -121,49 +124,7 @@
     form.action = form.getAttribute(data.voted ? "data-unvote" : "data-vote");
   }
 
-  function enhance(form) {
-    var button = form.querySelector("button");
-    form.addEventListener("submit", function (ev) {
-      if (!window.fetch || !window.URLSearchParams) return;
-      ev.preventDefault();
-      if (button.disabled) return;
-      var token = form.querySelector("input[name=csrf]");
-      button.disabled = true;
-      fetch(form.action, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Accept": "application/json", "X-CSRF-Token": token ? token.value : "" },
-        body: new URLSearchParams(new FormData(form))
-      }).then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
-      }).then(function (data) {
-        show(form, button, data);
-        button.disabled = false;
-      }).catch(function () {
-        button.disabled = false;
-        form.submit();  // the plain form post: the page shows what went wrong
-      });
-    });
-  }
-
-  function start() {
-    document.querySelectorAll("form.vote[data-vote]").forEach(enhance);
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
-})();
-
-/* "Not relevant" marks without reloading: every form.mark (data-mark and data-unmark URLs)
- * posts with fetch, asking for JSON ({paper_id, not_relevant}), with its CSRF token in the
- * X-CSRF-Token header; the button then says which state the paper is in, and a marked
- * list entry is dimmed. Any failure falls back to the plain form post (the server's page
- * says what went wrong); without script the form posts and the server sends the browser back. */
-(function () {
-  "use strict";
-
-  function show(form, button, marked) {
+  function showMark(form, button, marked) {
     var text = button.getAttribute(marked ? "data-on" : "data-off");
     if (text !== null) button.textContent = text;
     button.setAttribute("aria-pressed", marked ? "true" : "false");
@@ -172,7 +133,9 @@
     if (entry) entry.classList.toggle("dismissed", marked);
   }
 
-  function enhance(form) {
+  // Post the form with fetch asking for JSON and hand the answer to onData; any failure
+  // falls back to the plain form post (the server's page then says what went wrong).
+  function enhance(form, onData) {
     var button = form.querySelector("button");
     form.addEventListener("submit", function (ev) {
       if (!window.fetch || !window.URLSearchParams) return;
@@ -189,7 +152,7 @@
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       }).then(function (data) {
-        show(form, button, data.not_relevant === true);
+        onData(form, button, data);
         button.disabled = false;
       }).catch(function () {
         button.disabled = false;
@@ -199,7 +162,10 @@
   }
 
   function start() {
-    document.querySelectorAll("form.mark[data-mark]").forEach(enhance);
+    document.querySelectorAll("form.vote[data-vote]").forEach(function (form) { enhance(form, showVote); });
+    document.querySelectorAll("form.mark[data-mark]").forEach(function (form) {
+      enhance(form, function (f, button, data) { showMark(f, button, data.not_relevant === true); });
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
