@@ -90,7 +90,7 @@ def stamp(day: date, rng: random.Random) -> str:
 @contextmanager
 def votes_stamped():
     """Votes take the time in ``clock[0]`` instead of now (the bench replays past days)."""
-    import papertide.store.community_sqlite as cs
+    import papertide.store.community_sql as cs
 
     clock, original = [""], cs.now_iso
     cs.now_iso = lambda: clock[0]

@@ -24,7 +24,8 @@ from papertide.errors import ConfigError
 @dataclass(frozen=True)
 class Config:
     home: Path
-    database_url: str | None = None  # default: sqlite file in home
+    database_url: str | None = None  # default: sqlite file in home; postgresql://user@host/db for PostgreSQL
+    database_pool: int = 10  # PostgreSQL connections per process at most (each serve worker and the worker)
     contact: str = ""  # e-mail put in the User-Agent, as arXiv asks of harvesters
     oai_url: str = "https://oaipmh.arxiv.org/oai"
     arxiv_api_url: str = "http://export.arxiv.org/api/query"

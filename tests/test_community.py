@@ -65,7 +65,7 @@ def test_store_exposes_one_community(store):
 
 
 def test_m001_only_database_is_upgraded_on_open(config, monkeypatch):
-    monkeypatch.setattr("papertide.store.sqlite.MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr("papertide.store.sql.MIGRATIONS", MIGRATIONS[:1])
     old = SQLiteStore(config.db_path)
     old.write(Batch(papers=[paper(P1)]))
     assert old.applied_migrations() == ["m001_initial"]

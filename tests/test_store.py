@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import socket
+
 import pytest
 
 from papertide.errors import NotFoundError, StoreError
@@ -52,11 +54,23 @@ def test_not_a_database_is_a_clear_error(tmp_path):
         SQLiteStore(bad)
 
 
-def test_postgres_url_is_reported_as_not_yet_supported(config):
+def test_unreachable_postgres_is_a_clear_error(config):
     from papertide.config import replace
 
-    with pytest.raises(StoreError, match="PostgreSQL is not supported yet"):
-        open_store(replace(config, database_url="postgresql://localhost/x"))
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://papertide:secret@127.0.0.1:{port}/papers"
+    with pytest.raises(StoreError, match=f"cannot open the store in PostgreSQL database 'papers' on 127.0.0.1:{port}") as e:
+        open_store(replace(config, database_url=url))
+    assert "secret" not in str(e.value)
+
+
+def test_unknown_database_url_scheme_is_refused(config):
+    from papertide.config import replace
+
+    with pytest.raises(StoreError, match="unsupported database_url 'mysql'"):
+        open_store(replace(config, database_url="mysql://root:pw@localhost/x"))
 
 
 def test_upsert_is_idempotent(store):

@@ -24,5 +24,7 @@ def open_store(config: Config) -> Store:
 
         return SQLiteStore(url[len("sqlite:///") :])
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL is not supported yet: leave database_url unset to use the embedded SQLite store")
-    raise StoreError(f"unsupported database_url {url!r}: use sqlite:///PATH (PostgreSQL support is planned)")
+        from papertide.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=config.database_pool, timeout=config.timeout)
+    raise StoreError(f"unsupported database_url {url.split(':')[0]!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")

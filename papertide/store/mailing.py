@@ -6,7 +6,7 @@ opt-in); a digest is sent once per subscription and period, which the send log
 guarantees across crashes and across several sending processes (a *claim* is a lease:
 a row in state ``sending`` that a live sender holds; one older than the lease is taken
 over and sent again with the same Message-ID); addresses that bounce are paused.
-Each backend implements it in its own file (``mailing_sqlite.py``).
+The SQL both backends run is in ``mailing_sql.py``.
 """
 
 from __future__ import annotations

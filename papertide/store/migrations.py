@@ -292,3 +292,25 @@ def m003_mailing(db: Executor, dialect: str) -> None:
         ) {without_rowid}
         """,
     )
+
+
+@migration
+def m004_shared_limits(db: Executor, dialect: str) -> None:
+    """Rate-limit state in the database, so that every process of a site (``serve
+    --workers N``, several app servers) counts against one limit; on PostgreSQL also the
+    index behind the newest-first paper list (SQLite walks ``papers_submitted`` backwards,
+    PostgreSQL's backward scan would put undated papers first)."""
+    _run(
+        db,
+        dialect,
+        """
+        CREATE TABLE rate_limits (
+            key TEXT PRIMARY KEY,             -- the limiter's name and its key: 'login:ip:192.0.2.7'
+            state TEXT NOT NULL,              -- JSON: the limiter's own state for that key
+            expires DOUBLE PRECISION NOT NULL -- unix time after which the row no longer matters
+        ) {without_rowid};
+        CREATE INDEX rate_limits_expires ON rate_limits (expires)
+        """,
+    )
+    if dialect == "postgresql":
+        db.execute("CREATE INDEX papers_submitted_newest ON papers (submitted DESC NULLS LAST, id)")

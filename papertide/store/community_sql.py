@@ -1,22 +1,19 @@
-"""The community store on SQLite: the :class:`Community` interface in the store's own file.
+"""The community store: the :class:`Community` interface in SQL both backends run.
 
-It shares :class:`SQLiteStore`'s connection, transaction helper and lock, so votes and
-papers live in one database and one transaction discipline: every write is a
-``BEGIN IMMEDIATE`` transaction (other processes' writers wait on the busy timeout,
-other threads of this process on the lock), and every read runs under the lock so it
-never sees another thread's transaction half done. A vote is an
-``INSERT ... ON CONFLICT DO NOTHING`` on the ``(paper_id, user_id)`` primary key and
-its count is read back in the same transaction, so counts are exact under any
-concurrency.
+It shares the store's :class:`~papertide.store.db.Database`, so votes and papers live in
+one database and one transaction discipline. A vote is an ``INSERT ... ON CONFLICT DO
+NOTHING`` on the ``(paper_id, user_id)`` primary key and its count is read back in the
+same transaction, so the stored counts are exact under any concurrency, on SQLite
+(whose writers take turns) and on PostgreSQL (where they do not). Reads that decide a
+write lock what they read (:attr:`Tx.for_update`) or take a key (:meth:`Tx.serialize`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from papertide.errors import ConflictError, NotFoundError
 from papertide.store.community import (
@@ -46,9 +43,8 @@ from papertide.store.community import (
     username_key,
 )
 from papertide.store.rows import dumps, now_iso
-from papertide.store.sqlite_part import SQLitePart
+from papertide.store.db import Part, Tx, UniqueViolation, chunks
 
-_CHUNK = 500  # ids per IN (...) query
 _TOKEN_TOUCH = timedelta(minutes=1)  # last_used is written at most this often per token
 
 _USER = "SELECT id, username, email, role, created, password_hash, settings FROM users"
@@ -63,6 +59,7 @@ _COLLECTION = (
 )
 _SUBMISSION = "SELECT id, user_id, raw, paper_id, status, message, created FROM submissions"
 _NOT_HIDDEN = "{col} NOT IN (SELECT paper_id FROM hidden_papers)"
+_ID_TABLES = frozenset({"users", "api_tokens", "comments", "collections", "submissions"})  # keyed by a generated id
 
 _name = partial(check_text, what="a collection name", low=1, high=100)
 _description = partial(check_text, what="a description", low=0, high=2_000)
@@ -97,17 +94,10 @@ def _settings(settings: object) -> str:
         raise ValueError(f"settings must be JSON data: {e}") from None
 
 
-def _chunks(ids: list[str]) -> Iterator[tuple[list[str], str]]:
-    """Slices of ``ids`` with their ``?, ?, ...`` placeholders."""
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i : i + _CHUNK]
-        yield chunk, ", ".join("?" * len(chunk))
-
-
-class SQLiteCommunity(SQLitePart, Community):
+class SQLCommunity(Part, Community):
     # ------------------------------------------------------------------ plumbing
     @staticmethod
-    def _live_paper(db: sqlite3.Connection, paper_id: object) -> str:
+    def _live_paper(db: Tx, paper_id: object) -> str:
         pid = check_paper_id(paper_id)
         row = db.execute("SELECT deleted FROM papers WHERE id = ?", (pid,)).fetchone()
         if row is None or row[0]:
@@ -115,24 +105,26 @@ class SQLiteCommunity(SQLitePart, Community):
         return pid
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, table: str, row: dict[str, object], suffix: str = "") -> int:
-        """INSERT one row; its id. ``ConflictError`` when it breaks a unique constraint."""
-        sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) {suffix}"
+    def _insert(db: Tx, table: str, row: dict[str, object], suffix: str = "") -> int:
+        """INSERT one row; its id (0 for tables keyed otherwise, or when ``suffix``'s
+        ON CONFLICT skipped it). ``ConflictError`` when it breaks a unique constraint."""
+        returning = " RETURNING id" if table in _ID_TABLES else ""
+        sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) {suffix}{returning}"
         try:
-            return db.execute(sql, tuple(row.values())).lastrowid
-        except sqlite3.IntegrityError as e:
-            if "UNIQUE" not in str(e):
-                raise
+            cur = db.execute(sql, tuple(row.values()))
+        except UniqueViolation:
             raise ConflictError(f"that {table[:-1].replace('_', ' ')} exists already") from None
+        found = cur.fetchone() if returning else None
+        return found[0] if found else 0
 
     @staticmethod
-    def _update(db: sqlite3.Connection, table: str, row_id: int, changes: dict[str, object]) -> None:
+    def _update(db: Tx, table: str, row_id: int, changes: dict[str, object]) -> None:
         if changes:
             sets = ", ".join(f"{k} = ?" for k in changes)
             db.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*changes.values(), row_id))
 
     @staticmethod
-    def _existing(db: sqlite3.Connection, table: str, what: str, row_id: object) -> int:
+    def _existing(db: Tx, table: str, what: str, row_id: object) -> int:
         rid = check_id(row_id, f"a {what} id")
         if db.execute(f"SELECT 1 FROM {table} WHERE id = ?", (rid,)).fetchone() is None:
             raise NotFoundError(f"no {what} {rid}")
@@ -262,14 +254,14 @@ class SQLiteCommunity(SQLitePart, Community):
     def votes(self, paper_ids: Iterable[str]) -> dict[str, int]:
         ids = paper_ids_of(paper_ids)
         out = dict.fromkeys(ids, 0)
-        for chunk, marks in _chunks(ids):
+        for chunk, marks in chunks(ids):
             sql = f"SELECT paper_id, COUNT(*) FROM votes WHERE paper_id IN ({marks}) GROUP BY paper_id"
             out.update(self._all(sql, chunk))
         return out
 
     def voted(self, user_id: int, paper_ids: Iterable[str]) -> set[str]:
         uid, ids, out = check_id(user_id, "a user id"), paper_ids_of(paper_ids), set()
-        for chunk, marks in _chunks(ids):
+        for chunk, marks in chunks(ids):
             sql = f"SELECT paper_id FROM votes WHERE user_id = ? AND paper_id IN ({marks})"
             out.update(r[0] for r in self._all(sql, [uid, *chunk]))
         return out
@@ -277,7 +269,7 @@ class SQLiteCommunity(SQLitePart, Community):
     def vote_times(self, paper_ids: Iterable[str], since: str) -> dict[str, list[str]]:
         ids, start = paper_ids_of(paper_ids), instant(since)
         out: dict[str, list[str]] = {pid: [] for pid in ids}
-        for chunk, marks in _chunks(ids):
+        for chunk, marks in chunks(ids):
             sql = f"SELECT paper_id, created FROM votes WHERE created >= ? AND paper_id IN ({marks}) ORDER BY created"
             for pid, created in self._all(sql, [start, *chunk]):
                 out[pid].append(created)
@@ -347,7 +339,7 @@ class SQLiteCommunity(SQLitePart, Community):
 
     def listing(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, int | None]]:
         out: dict[str, tuple[str, int | None]] = {}
-        for chunk, marks in _chunks(paper_ids_of(paper_ids)):
+        for chunk, marks in chunks(paper_ids_of(paper_ids)):
             sql = f"SELECT paper_id, day, submitted_by FROM listings WHERE paper_id IN ({marks})"
             out.update((pid, (day, by)) for pid, day, by in self._all(sql, chunk))
         return out
@@ -383,7 +375,7 @@ class SQLiteCommunity(SQLitePart, Community):
     def comment_counts(self, paper_ids: Iterable[str]) -> dict[str, int]:
         ids = paper_ids_of(paper_ids)
         out = dict.fromkeys(ids, 0)
-        for chunk, marks in _chunks(ids):
+        for chunk, marks in chunks(ids):
             sql = f"SELECT paper_id, id, parent_id, hidden FROM comments WHERE paper_id IN ({marks}) ORDER BY id"
             visible: set[int] = set()
             for pid, cid, parent, hidden in self._all(sql, chunk):  # a parent's id is below its replies'
@@ -400,7 +392,8 @@ class SQLiteCommunity(SQLitePart, Community):
 
     # --------------------------------------------------------------- collections
     @staticmethod
-    def _name_free(db: sqlite3.Connection, user_id: int, name: str, collection_id: int = 0) -> None:
+    def _name_free(db: Tx, user_id: int, name: str, collection_id: int = 0) -> None:
+        db.serialize(f"collection-names:{user_id}")  # two creators of one name take turns
         taken = db.execute(
             "SELECT 1 FROM collections WHERE user_id = ? AND name = ? AND id != ?", (user_id, name, collection_id)
         ).fetchone()
@@ -470,12 +463,13 @@ class SQLiteCommunity(SQLitePart, Community):
 
     def items(self, collection_id: int) -> list[CollectionItem]:
         cid = check_id(collection_id, "a collection id")
-        with self._lock:  # the existence check and the items from one snapshot
-            self.collection(cid)
-            rows = self._all(
+        with self._db.reading() as tx:  # the existence check and the items from one snapshot
+            if tx.one("SELECT 1 FROM collections WHERE id = ?", (cid,)) is None:
+                raise NotFoundError(f"no collection {cid}")
+            rows = tx.execute(
                 "SELECT paper_id, note, added FROM collection_items WHERE collection_id = ? ORDER BY added, paper_id",
                 (cid,),
-            )
+            ).fetchall()
         return [CollectionItem(*r) for r in rows]
 
     # --------------------------------------------------------------- submissions

@@ -1,22 +1,21 @@
-"""The mailing store on SQLite: the :class:`Mailing` interface in the store's own file.
+"""The mailing store: the :class:`Mailing` interface in SQL both backends run.
 
-Like :mod:`papertide.store.community_sqlite` it shares :class:`SQLiteStore`'s connection,
-transaction helper and lock: every write is one ``BEGIN IMMEDIATE`` transaction (other
-processes' writers wait on the busy timeout, other threads of this process on the lock)
-and every read runs under the lock. That is what makes :meth:`claim_send` exclusive: it
-reads the send log row, decides and writes inside one transaction that holds the
-database's write lock from its first statement, so of any number of threads and
-processes claiming the same (subscription, period) exactly one gets it.
+Like :mod:`papertide.store.community_sql` it shares the store's
+:class:`~papertide.store.db.Database`. Every change of a subscription reads its row
+locked (:attr:`Tx.for_update`) and decides inside the same transaction, so a confirm
+racing an unsubscribe never brings the address back. That is also what makes
+:meth:`claim_send` exclusive: the claim locks the subscription row, then reads the send
+log row, decides and writes, so of any number of threads and processes claiming the same
+(subscription, period) exactly one gets it (on SQLite the write transaction excludes
+every other writer anyway).
 
-The argument checks at the top are backend-neutral (a PostgreSQL backend can import
-them) and raise ``ValueError`` naming what is wrong.
+The argument checks at the top raise ``ValueError`` naming what is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from typing import Iterable
 
@@ -43,7 +42,7 @@ from papertide.store.mailing import (
     Subscription,
 )
 from papertide.store.rows import dumps, now_iso
-from papertide.store.sqlite_part import SQLitePart
+from papertide.store.db import Part, Tx
 
 EVERY = ("day", "week")
 EVENT_KINDS = ("bounce", "failure", "complaint")
@@ -169,22 +168,22 @@ def _subscription(row: tuple) -> Subscription:
                         bool(for_you), status, reason, created, confirmed, sent)  # fmt: skip
 
 
-class SQLiteMailing(SQLitePart, Mailing):
+class SQLMailing(Part, Mailing):
     # ------------------------------------------------------------------ plumbing
 
     @staticmethod
-    def _sub(db: sqlite3.Connection, subscription_id: object) -> Subscription:
+    def _sub(db: Tx, subscription_id: object, *, lock: bool = False) -> Subscription:
         sid = check_id(subscription_id, "a subscription id")
-        row = db.execute(f"{_SUB} WHERE id = ?", (sid,)).fetchone()
+        row = db.execute(f"{_SUB} WHERE id = ?{db.for_update if lock else ''}", (sid,)).fetchone()
         if row is None:
             raise NotFoundError(f"no subscription {sid}")
         return _subscription(row)
 
     @staticmethod
-    def _set(db: sqlite3.Connection, sid: int, **changes: object) -> Subscription:
+    def _set(db: Tx, sid: int, **changes: object) -> Subscription:
         sets = ", ".join(f"{k} = ?" for k in changes)
         db.execute(f"UPDATE subscriptions SET {sets} WHERE id = ?", (*changes.values(), sid))
-        return SQLiteMailing._sub(db, sid)
+        return SQLMailing._sub(db, sid)
 
     # ------------------------------------------------------------- subscriptions
     def subscribe(self, email: str, *, every: str, trending: bool = False, categories: tuple[str, ...] = (),
@@ -202,12 +201,13 @@ class SQLiteMailing(SQLitePart, Mailing):
         with self._tx() as db:
             if uid is not None and db.execute("SELECT 1 FROM users WHERE id = ?", (uid,)).fetchone() is None:
                 raise NotFoundError(f"no user {uid}")
-            old = db.execute(f"{_SUB} WHERE email_key = ?", (email_key(address),)).fetchone()
+            db.serialize(f"subscribe:{email_key(address)}")  # two first subscriptions of one address take turns
+            old = db.execute(f"{_SUB} WHERE email_key = ?{db.for_update}", (email_key(address),)).fetchone()
             if old is None:
                 row = dict(email=address, email_key=email_key(address), user_id=uid, **content, status="pending",
                            reason="", created=now_iso(), confirmed=None, confirm_sent=None)  # fmt: skip
-                sql = f"INSERT INTO subscriptions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-                return self._sub(db, db.execute(sql, tuple(row.values())).lastrowid)
+                sql = f"INSERT INTO subscriptions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) RETURNING id"
+                return self._sub(db, db.scalar(sql, tuple(row.values())))
             sub = _subscription(old)
             changes: dict[str, object] = dict(email=address, **content)
             if uid is not None:
@@ -217,8 +217,8 @@ class SQLiteMailing(SQLitePart, Mailing):
             return self._set(db, sub.id, **changes)
 
     def subscription(self, subscription_id: int) -> Subscription:
-        with self._lock:
-            return self._sub(self._db, subscription_id)
+        with self._db.reading() as tx:
+            return self._sub(tx, subscription_id)
 
     def subscription_by_email(self, email: str) -> Subscription | None:
         if not isinstance(email, str):
@@ -249,7 +249,7 @@ class SQLiteMailing(SQLitePart, Mailing):
 
     def confirm(self, subscription_id: int) -> Subscription:
         with self._tx() as db:
-            sub = self._sub(db, subscription_id)
+            sub = self._sub(db, subscription_id, lock=True)
             if sub.status == "active":
                 return sub
             if sub.status != "pending":
@@ -258,14 +258,14 @@ class SQLiteMailing(SQLitePart, Mailing):
 
     def mark_confirm_sent(self, subscription_id: int) -> None:
         with self._tx() as db:
-            self._set(db, self._sub(db, subscription_id).id, confirm_sent=now_iso())
+            self._set(db, self._sub(db, subscription_id, lock=True).id, confirm_sent=now_iso())
 
     def unsubscribe(self, subscription_id: int, reason: str = "") -> Subscription:
         """Any status -> unsubscribed; on one already unsubscribed nothing changes (its
         first reason stays)."""
         why = clean_detail(reason, "a reason")
         with self._tx() as db:
-            sub = self._sub(db, subscription_id)
+            sub = self._sub(db, subscription_id, lock=True)
             if sub.status == "unsubscribed":
                 return sub
             return self._set(db, sub.id, status="unsubscribed", reason=why)
@@ -275,7 +275,7 @@ class SQLiteMailing(SQLitePart, Mailing):
         unsubscribed (pausing never brings an address back)."""
         why = clean_detail(reason, "a reason")
         with self._tx() as db:
-            sub = self._sub(db, subscription_id)
+            sub = self._sub(db, subscription_id, lock=True)
             if sub.status == "unsubscribed":
                 return sub
             return self._set(db, sub.id, status="paused", reason=why)
@@ -303,7 +303,7 @@ class SQLiteMailing(SQLitePart, Mailing):
         mid, lease = check_message_id(message_id), check_lease(lease)
         owner = clean_detail(owner)[:200]
         with self._tx() as db:
-            sub = self._sub(db, subscription_id)
+            sub = self._sub(db, subscription_id, lock=True)
             if sub.status != "active":
                 return None
             now = datetime.now(timezone.utc)
@@ -333,6 +333,7 @@ class SQLiteMailing(SQLitePart, Mailing):
         text = clean_detail(detail)
         with self._tx() as db:
             key = (check_id(subscription_id, "a subscription id"), period)
+            self._sub(db, key[0], lock=True)  # a finish and a re-claim of the same send take turns
             row = db.execute(f"{_LOG} WHERE subscription_id = ? AND period = ?", key).fetchone()
             if row is None or row[2] != "sending":
                 why = "no claim" if row is None else f"it is {row[2]!r}, not claimed"
@@ -373,9 +374,9 @@ class SQLiteMailing(SQLitePart, Mailing):
         text = clean_detail(detail)
         with self._tx() as db:
             row = (address, email_key(address), kind, text, now_iso())
-            eid = db.execute(
-                "INSERT INTO mail_events (email, email_key, kind, detail, created) VALUES (?, ?, ?, ?, ?)", row
-            ).lastrowid
+            eid = db.scalar(
+                "INSERT INTO mail_events (email, email_key, kind, detail, created) VALUES (?, ?, ?, ?, ?) RETURNING id", row
+            )
             if kind in PAUSING_KINDS:
                 db.execute(
                     "UPDATE subscriptions SET status = 'paused', reason = ? "
