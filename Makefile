@@ -4,11 +4,14 @@
 #               (the browser tests need Chromium: without it they are skipped, except in CI,
 #               where `make test` installs it through apt first and they must pass)
 #   make chromium  installs Debian's Chromium through apt if it is missing (Playwright never downloads one)
+#   make postgresql  installs Debian's PostgreSQL through apt when the tests find no server binaries
+#               (pgserver from the test extra is the usual source; CI runs this before the tests,
+#               whose PostgreSQL part must run there: tests/pgcluster.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test bench clean chromium postgresql
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CI_RUN := $(filter-out 0 false no,$(CI))
@@ -29,7 +32,12 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: $(VENV)/.installed $(if $(CI_RUN),chromium)
+postgresql: $(VENV)/.installed
+	@$(BIN)/python tests/pgcluster.py || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql && \
+	  $(BIN)/python tests/pgcluster.py; }
+
+test: $(VENV)/.installed $(if $(CI_RUN),chromium postgresql)
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

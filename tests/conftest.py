@@ -120,3 +120,49 @@ def demo_indexed(warm_home) -> str:
     """The demo corpus loaded and indexed in the test's home; the output of ``papertide index``."""
     cli_run("demo")
     return cli_run("index").stdout
+
+
+# -- PostgreSQL: one real throwaway server per test run (tests/pgcluster.py) ----------
+
+
+def _ci() -> bool:
+    """CI=true (as .ci/run sets it): a missing prerequisite fails instead of skipping."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server for the whole run; without one the tests skip (fail under CI)."""
+    from pgcluster import PgUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except PgUnavailable as e:
+        if _ci():
+            pytest.fail(f"CI must run the PostgreSQL tests, but: {e}", pytrace=False)
+        pytest.skip(f"no PostgreSQL server: {e}")
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_database(pg_cluster):
+    """Make databases for one test: ``pg_database()`` empty, ``pg_database(template=name)``
+    a copy of ``pg_cluster.template(name, prepare)``; each returns a URL and goes afterwards."""
+    made: list[str] = []
+
+    def make(*, template: str | None = None) -> str:
+        made.append(pg_cluster.new_database(template=template))
+        return made[-1]
+
+    yield make
+    for url in made:
+        pg_cluster.discard_database(url)
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """The URL of a fresh, empty database (C collation) for this test only."""
+    return pg_database()
