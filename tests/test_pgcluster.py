@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -43,6 +44,11 @@ def test_pg_url_is_empty_and_goes_after_the_test(pg_cluster, pg_url):
     assert _one(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == (0,)
     name = pg_url.rsplit("/", 1)[1]
     pg_cluster.discard_database(pg_url)
+    assert _one(pg_cluster.url, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)) == (1,)
+    deadline = time.monotonic() + 10  # our connection's backend may take a moment to exit
+    while _one(pg_cluster.url, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)) != (0,):
+        assert time.monotonic() < deadline, f"a backend stays connected to {name}"
+        time.sleep(0.01)
     pg_cluster.drop_database(pg_cluster.new_database())  # the next new database sweeps discarded ones
     assert _one(pg_cluster.url, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)) == (0,)
 
