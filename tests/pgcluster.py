@@ -23,7 +23,9 @@ import atexit
 import glob
 import importlib.util
 import os
+import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -41,7 +43,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-INITDB_TIMEOUT = 90  # seconds; initdb takes ~0.5 s here
+INITDB_TIMEOUT = 90  # seconds; initdb takes 0.5-3 s here, depending on the machine's load
 START_TIMEOUT = 30
 STOP_TIMEOUT = 15
 CONNECT_TIMEOUT = 10
@@ -157,6 +159,10 @@ def _as_user(user: str) -> list[str]:
         return []
     if not shutil.which("runuser"):
         raise PgUnavailable("running as root and runuser is missing: postgres refuses to run as root")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise PgUnavailable(f"running as root and there is no user {user!r} to run postgres as") from None
     return ["runuser", "-u", user, "--"]
 
 
@@ -192,7 +198,8 @@ class PgCluster:
         self._templates: dict[str, str] = {}
         self._discarded: set[str] = set()
         self._stopped = False
-        atexit.register(self.stop)  # never leave a server behind when a test run dies
+        self._watchdog: subprocess.Popen | None = None
+        atexit.register(self.stop)  # an orderly exit stops the server here; a killed one: _watch()
 
     @property
     def url(self) -> str:
@@ -280,9 +287,12 @@ class PgCluster:
                 if self._admin is not None:
                     self._admin.close()
                 if (self.data / "postmaster.pid").exists():
-                    self._pg_ctl("-m", "immediate", "-w", "-t", str(STOP_TIMEOUT), "stop", check=False)
+                    self._pg_ctl(*self._STOP, check=False)
             finally:
                 shutil.rmtree(self.base, ignore_errors=True)
+                if self._watchdog is not None:
+                    self._watchdog.stdin.close()  # nothing left for it to do: it exits
+                    self._watchdog.wait(timeout=STOP_TIMEOUT)
 
     def __enter__(self) -> PgCluster:
         return self
@@ -295,6 +305,22 @@ class PgCluster:
         return f"<PgCluster {self.kind} {state}>"
 
     # -- internals -------------------------------------------------------------------
+
+    _STOP = ("-m", "immediate", "-w", "-t", str(STOP_TIMEOUT), "stop")
+
+    def _watch(self) -> None:
+        """Start a shell that stops the server and deletes its directory once we are gone.
+
+        It waits for the end of a pipe that only this process writes to, which comes when
+        the process exits in any way: a SIGTERM (``timeout``) or SIGKILL skips atexit.
+        Its own session keeps a Ctrl-C in the terminal from reaching it first.
+        """
+        stop = shlex.join([*self._run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), *self._STOP])
+        pid, base = shlex.quote(str(self.data / "postmaster.pid")), shlex.quote(str(self.base))
+        script = f"cat >/dev/null; if [ -f {pid} ]; then {stop}; fi; rm -rf {base}"
+        self._watchdog = subprocess.Popen(["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, cwd="/", env=_clean_env(),
+                                          start_new_session=True)
 
     @cached_property
     def _strategy(self) -> sql.Composable:
@@ -418,6 +444,7 @@ def start_cluster(*, user: str = "nobody", parent: str | Path | None = None) -> 
         _initdb(bindir, base / "data", run_as)
         cluster = PgCluster(base, bindir, binaries.kind, _free_port(), run_as)
         cluster._start()
+        cluster._watch()
         return cluster
     except BaseException:
         if cluster is not None:
