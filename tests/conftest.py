@@ -166,3 +166,23 @@ def pg_database(pg_cluster):
 def pg_url(pg_database) -> str:
     """The URL of a fresh, empty database (C collation) for this test only."""
     return pg_database()
+
+
+def _migrate(url: str) -> None:
+    from papertide.store.postgres import PostgresStore
+
+    PostgresStore(url, pool_size=1).close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_config(request, config):
+    """``config`` on each backend in turn: the home's SQLite file, then a fresh PostgreSQL
+    database (a copy of one with papertide's migrations applied) for this test only."""
+    if request.param == "sqlite":
+        return config
+    from papertide.config import replace
+
+    cluster = request.getfixturevalue("pg_cluster")
+    cluster.template("papertide_migrated", _migrate)
+    url = request.getfixturevalue("pg_database")(template="papertide_migrated")
+    return replace(config, database_url=url)

@@ -30,8 +30,8 @@ def later(**delta: float) -> str:
 
 
 @pytest.fixture
-def store(config):
-    s = open_store(config)
+def store(db_config):
+    s = open_store(db_config)
     s.write(Batch(papers=[paper(P1), paper(P2), paper(P3)]))
     yield s
     s.close()
@@ -165,7 +165,7 @@ def test_session_times_are_normalised_and_expired_ones_purged(c, store, alice):
     c.create_session(alice.id, "tok-old", "x", "2000-01-01")
     assert c.session("tok-old") is None
     c.create_session(alice.id, "tok-new", "x", later(hours=1))  # purges expired sessions
-    assert [r[0] for r in store.db.execute("SELECT token_hash FROM sessions ORDER BY 1")] == ["tok-new", "tok-tz"]
+    assert [r[0] for r in store.database.all("SELECT token_hash FROM sessions ORDER BY 1")] == ["tok-new", "tok-tz"]
     with pytest.raises(ConflictError):
         c.create_session(alice.id, "tok-new", "y", later(hours=1))
     with pytest.raises(NotFoundError):
@@ -428,7 +428,7 @@ def test_collections(c, store, alice, bob):
     for call in (c.collection, c.items, c.delete_collection):
         with pytest.raises(NotFoundError):
             call(reading.id)
-    assert store.db.execute("SELECT COUNT(*) FROM collection_items").fetchone()[0] == 0
+    assert store.database.first("SELECT COUNT(*) FROM collection_items")[0] == 0
 
 
 def test_collection_rules(c, alice):
@@ -530,7 +530,7 @@ def _check_exact(store, shared: list[int], own: list[list[int]]) -> None:
     expected = set(shared) | {u for users in own for u in users if u % 3}
     c = store.community
     assert c.votes([P1]) == {P1: len(expected)}
-    rows = store.db.execute("SELECT user_id, COUNT(*) FROM votes WHERE paper_id = ? GROUP BY user_id", (P1,)).fetchall()
+    rows = store.database.all("SELECT user_id, COUNT(*) FROM votes WHERE paper_id = ? GROUP BY user_id", (P1,))
     assert {u for u, _ in rows} == expected and all(n == 1 for _, n in rows)
     assert all(c.voted(u, [P1]) == ({P1} if u in expected else set()) for users in own for u in users)
 
@@ -541,11 +541,11 @@ def _users(c, threads: int, per: int) -> tuple[list[int], list[list[int]]]:
     return shared, own
 
 
-def test_concurrent_votes_from_separate_stores_are_exact(config, store):
+def test_concurrent_votes_from_separate_stores_are_exact(db_config, store):
     shared, own = _users(store.community, 8, 25)
 
     def work(k: int) -> None:
-        s = open_store(config)  # one connection per worker, as separate web workers would have
+        s = open_store(db_config)  # one connection per worker, as separate web workers would have
         try:
             _vote_pattern(s.community, own[k], shared, seed=k)
         finally:
