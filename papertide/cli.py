@@ -334,13 +334,14 @@ def demo(obj: Context) -> None:
 
 
 def _register_more() -> None:
-    from papertide import cli_account, cli_digest, cli_ngram, cli_search, cli_web
+    from papertide import cli_account, cli_db, cli_digest, cli_ngram, cli_search, cli_web
 
     cli_account.register(cli, pass_ctx)
     cli_search.register(cli, pass_ctx)
     cli_ngram.register(cli, pass_ctx)
     cli_web.register(cli, pass_ctx)
     cli_digest.register(cli, pass_ctx)
+    cli_db.register(cli, pass_ctx)
 
 
 _register_more()
