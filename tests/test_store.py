@@ -222,3 +222,39 @@ def test_concurrent_writers_wait_instead_of_failing(db_config):
     assert not errors and s.count() == 40 and s.watermark() == 40
     assert [c.seq for c in s.changes_since(0)] == list(range(1, 41))
     s.close()
+
+
+def test_postgres_reconnects_after_lost_connections_and_names_a_lost_database(pg_cluster, pg_url):
+    import psycopg
+
+    from papertide.store.postgres import PostgresStore
+
+    name = pg_url.rsplit("/", 1)[1]
+    store = PostgresStore(pg_url, pool_size=2, timeout=5)
+    try:
+        store.write(Batch(papers=[paper(1)]))
+        with psycopg.connect(pg_cluster.url, autocommit=True) as admin:  # as a server restart would
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        assert store.count() == 1  # the pool noticed and connected again
+        store.write(Batch(papers=[paper(2)]))
+        pg_cluster.drop_database(name)
+        with pytest.raises(StoreError, match=f"PostgreSQL database '{name}' on 127.0.0.1"):
+            store.count()
+    finally:
+        store.close()
+
+
+def test_postgres_database_must_be_utf8(pg_cluster):
+    """(Its other demand, byte-wise collation, cannot be shown here: this machine has only C locales.)"""
+    import psycopg
+
+    from papertide.store.postgres import PostgresStore
+
+    with psycopg.connect(pg_cluster.url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS papertide_latin1")
+        admin.execute("CREATE DATABASE papertide_latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        with pytest.raises(StoreError, match="encoded as LATIN1; papertide needs UTF8"):
+            PostgresStore(pg_cluster.database_url("papertide_latin1"))
+    finally:
+        pg_cluster.drop_database("papertide_latin1")

@@ -118,9 +118,13 @@ class PostgresDatabase(Database):
         collation, encoding = conn.execute(
             "SELECT datcollate, pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
         ).fetchone()
+        if conn.info.server_version >= 150000:  # an ICU database sorts by its ICU locale, whatever datcollate says
+            provider = conn.execute("SELECT datlocprovider FROM pg_database WHERE datname = current_database()")
+            if provider.fetchone()[0] == "i":
+                collation = "ICU"
         if collation not in BYTEWISE_COLLATIONS:
             raise StoreError(
-                f"{self.where} sorts text by the {collation!r} collation; papertide needs byte order, as on SQLite. "
+                f"{self.where} sorts text by the {collation} collation; papertide needs byte order, as on SQLite. "
                 "Create the database with: CREATE DATABASE papertide TEMPLATE template0 ENCODING 'UTF8' "
                 "LC_COLLATE 'C' LC_CTYPE 'C.UTF-8'"
             )
