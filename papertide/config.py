@@ -43,6 +43,11 @@ class Config:
     embed_model: str = ""  # "" = packaged all-MiniLM-L6-v2; else a model directory or cached HF name
     embed_precision: str = "int8"  # int8 | fp32
     embed_max_tokens: int = 128  # 0 = the model's own limit
+    # Where dense search runs: "auto" = pgvector's HNSW index when the store is PostgreSQL with
+    # the vector extension, else papertide's own index; "own" = always the own index;
+    # "pgvector" = required (an error where the store cannot have it). The own index is built
+    # in every mode; `papertide index` keeps the pgvector table in step with it.
+    vector_search: str = "auto"
     # Digests (issue 6). Links in mail point at base_url; the SMTP server comes from
     # PAPERTIDE_SMTP_URL, e.g. smtp://user:pass@host:587?starttls=1 or smtps://host:465.
     base_url: str = "http://127.0.0.1:8000"

@@ -8,6 +8,11 @@ text is tokenized, and only text never seen before is embedded (the embedding ca
 under ``<home>/embeddings`` is keyed by a hash of the text). :class:`SearchIndex`
 loads the three and lines up their document numbers by paper id, so one filter
 mask serves every mode.
+
+On a PostgreSQL store with pgvector (setting ``vector_search``), the dense vectors are
+also kept in the database (:mod:`papertide.store.vectors_pg`) and dense search asks
+its HNSW index: the own index stays the source the table is rebuilt from, so the table
+follows it paper for paper (incrementally when it was in step, else rebuilt whole).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection, Iterator
 
 import numpy as np
 
@@ -29,6 +34,7 @@ from papertide.store import Store
 from papertide.text.lexical import BM25Index, paper_doc
 
 CHANGES_PAGE = 50_000
+VECTOR_SEARCH = ("auto", "own", "pgvector")
 log = logging.getLogger("papertide.index")
 
 
@@ -45,12 +51,15 @@ class IndexReport:
     seconds: float = 0.0
     watermark: int = 0
     phrases: object = None  # the n-gram engine's PhrasesReport
+    pgvector: str = ""  # what happened to the pgvector table, when there is one
 
     def summary(self) -> str:
         text = (
             f"{self.papers} papers indexed ({self.changed} added or updated, {self.removed} removed, "
             f"{self.embedded} newly embedded) in {self.seconds:.1f} s"
         )
+        if self.pgvector:
+            text += f"\npgvector: {self.pgvector}"
         return text if self.phrases is None else f"{text}\n{self.phrases.summary()}"
 
 
@@ -86,6 +95,26 @@ def load_configured_embedder(config: Config, *, threads: int | None = None):
 def model_cache_dir(config: Config) -> Path:
     """Where the embedder keeps the runtime graph it derives from the packaged model."""
     return config.home / "models"
+
+
+def pg_vectors(store: Store, config: Config):
+    """The pgvector table (:class:`~papertide.store.vectors_pg.PgVectors`) the ``vector_search``
+    setting asks for on this store, or None for papertide's own index only."""
+    from papertide.store.vectors_pg import PgVectors
+
+    mode = config.vector_search
+    if mode not in VECTOR_SEARCH:
+        raise ConfigError(f"vector_search must be one of {', '.join(VECTOR_SEARCH)}; not {mode!r}")
+    if mode == "own":
+        return None
+    database = getattr(store, "database", None)
+    if database is not None and PgVectors.supported(database):
+        return PgVectors(database)
+    if mode == "pgvector":
+        what = "has no pgvector extension" if getattr(database, "dialect", "") == "postgresql" else "is not PostgreSQL"
+        raise ConfigError(f"vector_search = 'pgvector' needs a PostgreSQL store with the pgvector extension, "
+                          f"and this store {what}: use vector_search = 'auto' or 'own'")
+    return None
 
 
 def paper_text(p: Paper) -> str:
@@ -142,8 +171,11 @@ def _update_search(store: Store, config: Config, *, embedder=None, progress: Cal
         log.warning("the dense index holds %s vectors but the settings ask for %s: rebuilding it",
                     loaded[1].model or "unnamed", wanted)
         loaded = None
+    pg = pg_vectors(store, config)
     if loaded is not None and loaded[3] == target:
         report.papers = len(loaded[2].keys)
+        if pg is not None and not _pg_in_step(pg, loaded[1]):
+            _pg_rebuild(pg, loaded[1], target, report, config)
         report.seconds = time.perf_counter() - t0
         return report
     embedder = embedder or load_configured_embedder(config)
@@ -158,6 +190,7 @@ def _update_search(store: Store, config: Config, *, embedder=None, progress: Cal
     else:
         lexical, vectors, facts, mark = loaded
         upserted, deleted = _changed_since(store, mark)
+    pg_live = pg is not None and loaded is not None and _pg_in_step(pg, vectors)  # else rebuilt at the end
 
     new_facts: list[Paper] = []
     for start in range(0, len(upserted), 5_000):
@@ -171,6 +204,8 @@ def _update_search(store: Store, config: Config, *, embedder=None, progress: Cal
         vecs = embedding.embed_cached(embedder, texts, cache)
         report.embedded += len(cache) - before
         vectors.upsert([p.id for p in papers], vecs)
+        if pg_live:
+            pg_live = _pg_step(config, pg.upsert, [p.id for p in papers], vecs, model=vectors.model)
         new_facts.extend(papers)
         report.changed += len(papers)
         if progress:
@@ -178,6 +213,8 @@ def _update_search(store: Store, config: Config, *, embedder=None, progress: Cal
     if deleted:
         lexical.update(removed=deleted)
         report.removed = vectors.remove(deleted)
+        if pg_live:
+            pg_live = _pg_step(config, pg.delete, deleted)
     facts = facts.merged(new_facts, removed=deleted)
 
     for part in (lexical, vectors):
@@ -187,8 +224,53 @@ def _update_search(store: Store, config: Config, *, embedder=None, progress: Cal
     vectors.save(root / "dense")
     facts.save(root / "facts", watermark=target)
     report.papers = len(facts.keys)
+    if pg_live and _pg_step(config, pg.mark, target, model=vectors.model):
+        report.pgvector = f"{report.changed} added or updated, {report.removed} removed"
+    elif pg is not None:
+        _pg_rebuild(pg, vectors, target, report, config)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _pg_in_step(pg, vectors) -> bool:
+    """Whether the pgvector table holds the own index's vectors as of its watermark."""
+    state = pg.state()
+    return state is not None and (state.model, state.dim, state.watermark) == (vectors.model, vectors.dim,
+                                                                              vectors.watermark)
+
+
+def _pg_rebuild(pg, vectors, watermark: int, report: IndexReport, config: Config) -> None:
+    """Fill the pgvector table anew from the (saved, compacted) own index."""
+    t = time.perf_counter()
+    if _pg_step(config, pg.rebuild, _vector_batches(vectors), model=vectors.model, dim=vectors.dim,
+                watermark=watermark):  # fmt: skip
+        report.pgvector = f"table rebuilt with {len(vectors)} vectors in {time.perf_counter() - t:.1f} s"
+    else:
+        report.pgvector = "not updated (see the warning); searches use papertide's own index"
+
+
+def _pg_step(config: Config, write: Callable[..., object], *args, **kwargs) -> bool:
+    """Run one write to the pgvector table. Under ``vector_search = "auto"`` a store that refuses
+    pgvector (no right to create the extension) is a warning; under "pgvector" an error."""
+    from papertide.store.vectors_pg import PgVectorError
+
+    try:
+        write(*args, **kwargs)
+    except PgVectorError as e:
+        if config.vector_search == "pgvector":
+            raise
+        log.warning("pgvector left aside: %s", e)
+        return False
+    return True
+
+
+def _vector_batches(vectors, size: int = 5_000) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(keys, float32 vectors) of the own index's live rows, a batch at a time."""
+    keys = vectors.keys
+    for start in range(0, vectors.size, size):
+        docs = [d for d in range(start, min(start + size, vectors.size)) if keys[d] is not None]
+        if docs:
+            yield [keys[d] for d in docs], np.stack([vectors.vector(d) for d in docs])
 
 
 def _load_parts(root: Path):
@@ -260,6 +342,28 @@ class SearchIndex:
             return None
         return engine if engine.watermark == self.watermark else None
 
+    @cached_property
+    def pgvectors(self):
+        """The pgvector table dense search asks instead of :attr:`vectors`, or None (see the
+        ``vector_search`` setting). Used only when it holds this index's vector space."""
+        if self._config is None:
+            return None
+        pg = pg_vectors(self.store, self._config)
+        state = None if pg is None else pg.state()
+        if pg is None or (state is not None and (state.model, state.dim) == (self.vectors.model, self.vectors.dim)):
+            return pg
+        problem = ("was never built" if state is None else f"holds {state.model} vectors, "
+                   f"this index {self.vectors.model}")  # fmt: skip
+        if self._config.vector_search == "pgvector":
+            raise IndexMissingError(f"the pgvector table {problem}: run `papertide index`")
+        log.warning("the pgvector table %s: dense search uses papertide's own index until `papertide index` runs",
+                    problem)
+        return None
+
+    def allowed_ids(self, mask: np.ndarray) -> AllowedIds:
+        """The paper ids a filter mask over :attr:`facts` rows lets through."""
+        return AllowedIds(self.facts, mask)
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]
 
@@ -282,6 +386,26 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self.facts.keys)
+
+
+class AllowedIds(Collection[str]):
+    """Paper ids passing a filter (a mask over ``facts`` rows): counted and tested without
+    listing them, listed only when iterated (pgvector's exact path for small filters)."""
+
+    def __init__(self, facts: DocFacts, mask: np.ndarray) -> None:
+        self._keys, self._rows, self._mask = facts.keys, facts.positions, mask
+        self._n = int(np.count_nonzero(mask))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, key: object) -> bool:
+        row = self._rows.get(key, -1)  # type: ignore[call-overload]
+        return row >= 0 and bool(self._mask[row])
+
+    def __iter__(self) -> Iterator[str]:
+        keys = self._keys
+        return (keys[i] for i in np.flatnonzero(self._mask).tolist())
 
 
 def _project(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -215,6 +215,11 @@ def _lexical(index: SearchIndex, tokens: list[str], mask: np.ndarray | None, dep
 
 
 def _dense(index: SearchIndex, text: str, mask: np.ndarray | None, depth: int) -> Ranking:
+    if index.pgvectors is not None:  # pgvector's HNSW index in the PostgreSQL store
+        if mask is not None and not mask.any():
+            return [], np.zeros(0)
+        allowed = None if mask is None else index.allowed_ids(mask)
+        return _hits(index.pgvectors.search(index.embed_query(text), depth, allowed=allowed))
     if index.vectors.size == 0:
         return [], np.zeros(0)
     allowed = None if mask is None else index.to_vectors(mask)
@@ -222,6 +227,10 @@ def _dense(index: SearchIndex, text: str, mask: np.ndarray | None, depth: int) -
         return [], np.zeros(0)
     docs, scores = index.vectors.search(index.embed_query(text), depth, allowed=allowed)
     return index.vectors.keys_of(docs), scores
+
+
+def _hits(hits: list[tuple[str, float]]) -> Ranking:
+    return [h[0] for h in hits], np.array([h[1] for h in hits], dtype=np.float32)
 
 
 def _browse(index: SearchIndex, mask: np.ndarray | None, k: int, offset: int) -> Ranking:
@@ -241,6 +250,9 @@ def similar(index: SearchIndex, paper_id: str, *, k: int = 10) -> Ranking:
         index.store.get(paper_id)  # NotFoundError when the store does not have it either
         raise NotFoundError(f"paper {paper_id!r} is not indexed yet: run `papertide index`")
     doc = index.vectors.doc(paper_id)
+    if index.pgvectors is not None:
+        hits = index.pgvectors.search(index.vectors.vector(doc), k + 1)
+        return _hits([h for h in hits if h[0] != paper_id][:k])
     exclude = np.zeros(index.vectors.size, dtype=bool)
     exclude[doc] = True
     docs, scores = index.vectors.search(index.vectors.vector(doc), k, exclude=exclude)
