@@ -38,9 +38,24 @@ def papertide_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def config(papertide_home):
-    """Settings for tests: fast retries, no politeness delay unless a test asks for one."""
-    return load_config(papertide_home, env={}, arxiv_interval=0, hf_interval=0, backoff=0.01, retries=3, timeout=5)
+def config(papertide_home, request, monkeypatch):
+    """Settings for tests: fast retries, no politeness delay unless a test asks for one.
+
+    With PAPERTIDE_TEST_BACKEND=postgresql every test's store is a fresh PostgreSQL
+    database instead (also for in-process commands, through PAPERTIDE_DATABASE_URL): a
+    way to run the whole suite on PostgreSQL by hand; tests that check the SQLite file
+    itself fail then."""
+    import os
+
+    cfg = load_config(papertide_home, env={}, arxiv_interval=0, hf_interval=0, backoff=0.01, retries=3, timeout=5)
+    if os.environ.get("PAPERTIDE_TEST_BACKEND") == "postgresql":
+        from papertide.config import replace
+
+        request.getfixturevalue("pg_cluster").template("papertide_migrated", _migrate)
+        url = request.getfixturevalue("pg_database")(template="papertide_migrated")
+        monkeypatch.setenv("PAPERTIDE_DATABASE_URL", url)
+        cfg = replace(cfg, database_url=url)
+    return cfg
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 from web_corpus import HIDDEN, HOSTILE, MORE_HOSTILE, SCRIPT_COMMENT, TOKENS, XSS_TITLE
-from web_helpers import entry_links, unlimited
+from web_helpers import entry_links, unlimited, fresh_home
 
 from papertide.ingest import ingest_demo
 from papertide.store import open_store
@@ -34,9 +34,7 @@ HOSTILE = HOSTILE + MORE_HOSTILE  # the page tests' queries, and more
 @pytest.fixture
 def writer(api_home, config):
     """A client of a fresh app over a copy of the module's database (no index): for tests that write."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    for f in api_home["pristine"].iterdir():
-        shutil.copy2(f, config.home / f.name)
+    fresh_home(api_home["pristine"], config.home)
     with TestClient(unlimited(create_app(config)), raise_server_exceptions=False) as c:
         yield c
 
@@ -598,9 +596,7 @@ def test_concurrent_votes_over_http_are_never_lost_or_doubled(api_home, config):
     import httpx
     from browser_server import LiveServer
 
-    config.home.mkdir(parents=True, exist_ok=True)
-    for f in api_home["pristine"].iterdir():
-        shutil.copy2(f, config.home / f.name)
+    fresh_home(api_home["pristine"], config.home)
     paper = demo_paper_ids()[5]
     tokens = []
     with open_store(config) as store:

@@ -15,7 +15,7 @@ import shutil
 import pytest
 from markupsafe import escape
 from web_corpus import HIDDEN
-from web_helpers import client, csrf_of, entry_links, login, make_user
+from web_helpers import client, csrf_of, entry_links, login, make_user, fresh_home
 
 from papertide.index import index_dir
 from papertide.rank import recommend
@@ -30,9 +30,7 @@ NAV_LINK = '<a href="/for-you">For you</a>'
 @pytest.fixture
 def indexed_app(api_home, config):
     """A fresh app over a copy of the indexed home (its database and search index)."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    for f in api_home["pristine"].iterdir():
-        shutil.copy2(f, config.home / f.name)
+    fresh_home(api_home["pristine"], config.home)
     shutil.copytree(index_dir(api_home["config"]), index_dir(config))
     app = create_app(config)
     yield app

@@ -11,6 +11,7 @@ context, so several (one per person) can share one app and its store.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -57,6 +58,15 @@ def fresh_home(template: Path, home: Path) -> None:
     for f in template.iterdir():
         if f.is_file():
             shutil.copy2(f, home / f.name)
+    url = os.environ.get("PAPERTIDE_DATABASE_URL", "")
+    if os.environ.get("PAPERTIDE_TEST_BACKEND") == "postgresql" and url.startswith("postgresql://"):
+        # the suite on PostgreSQL (tests/conftest.py `config`): the test's database gets the template's rows
+        from papertide.store.copy import copy_store
+        from papertide.store.postgres import PostgresStore
+        from papertide.store.sqlite import SQLiteStore
+
+        with SQLiteStore(home / "papertide.db") as source, PostgresStore(url, pool_size=1) as target:
+            copy_store(source, target, replace=True)
 
 
 def make_app(template: Path, config):

@@ -44,7 +44,8 @@ from papertide.store.migrations import MIGRATIONS
 from papertide.store.sql import SQLStore
 
 BATCH = 5000  # rows per fetch and per write
-SKIPPED = frozenset({"migrations"})  # each store keeps its own record of what was applied to it
+SKIPPED = frozenset({"migrations", "paper_vectors", "paper_vectors_state"})  # each store keeps its own record of
+# what was applied to it; the pgvector tables are derived from the index, and `papertide index` rebuilds them
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows in the table)
