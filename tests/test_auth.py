@@ -305,7 +305,7 @@ def test_rate_limiter_memory_is_bounded():
     assert len(rl) == 100
     for _ in range(50):
         rl.record_failure("ip:9999")  # per-key history is bounded too
-    assert len(rl._failures["ip:9999"]) == 5
+    assert rl.attempts("ip:9999") == 5 and len(rl.limits.state("attempts:ip:9999", clock.t)) == 5
     clock.t += 61
     rl.record_failure("ip:new")  # aged-out keys are dropped as new failures come
     assert len(rl) == 1
@@ -336,7 +336,7 @@ def test_rate_limiter_counts_exactly_under_threads():
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(hammer, range(8)))
-    assert len(rl._failures["user:target"]) == 4000
+    assert rl.attempts("user:target") == 4000
     assert rl.allow("user:target")
     for _ in range(6000):
         rl.record_failure("user:target")

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Literal
 from papertide.paper import Paper, merge
 from papertide.sources import Checkpoint, Signal
 from papertide.store.community import Community
+from papertide.store.limits import Limits
 from papertide.store.mailing import Mailing
 from papertide.store.rows import row_to_paper
 
@@ -183,6 +184,11 @@ class Store(ABC):
     def mailing(self) -> Mailing:
         """Digest subscriptions, their send log and delivery failures, kept in the same
         database (see :mod:`papertide.store.mailing`)."""
+
+    @property
+    @abstractmethod
+    def limits(self) -> Limits:
+        """Rate-limit state shared by every process of the site (see :mod:`papertide.store.limits`)."""
 
     # -- lifecycle ---------------------------------------------------------------
     @abstractmethod

@@ -20,6 +20,7 @@ from papertide.sources import Signal
 from papertide.store.base import Batch, Change, SortOrder, Store, WriteResult, merge_duplicates, plan_upserts
 from papertide.store.community_sql import SQLCommunity
 from papertide.store.db import Database, Tx, chunks, marks
+from papertide.store.limits_sql import SQLLimits
 from papertide.store.mailing_sql import SQLMailing
 from papertide.store.migrations import MIGRATIONS
 from papertide.store.rows import (
@@ -52,6 +53,7 @@ class SQLStore(Store):
         self._migrate()
         self._community = SQLCommunity(db)
         self._mailing = SQLMailing(db)
+        self._limits = SQLLimits(db)
 
     @property
     def community(self) -> SQLCommunity:
@@ -62,6 +64,11 @@ class SQLStore(Store):
     def mailing(self) -> SQLMailing:
         """Digest subscriptions, send log and mail events in this database."""
         return self._mailing
+
+    @property
+    def limits(self) -> SQLLimits:
+        """Rate-limit state in this database, shared by every process using it."""
+        return self._limits
 
     # ------------------------------------------------------------------ plumbing
     def _migrate(self) -> None:

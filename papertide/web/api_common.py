@@ -12,6 +12,7 @@ wrong token anywhere, is a 401 with ``WWW-Authenticate: Bearer`` (RFC 6750).
 token (:class:`ApiLimits`, :func:`limit_writes`, :func:`limit_searches`); past a
 limit the answer is a 429 ``{"detail": …}`` with ``Retry-After`` in seconds. The rates
 are settings (``api_writes_per_minute``, ``api_search_per_minute``; 0 lifts a limit).
+The counts live in the store, so every worker and app server of a site shares them.
 
 **Errors.** Engine exceptions become statuses in ``app.py`` (NotFoundError 404,
 ConflictError 409, …); the store's plain ``ValueError`` (a name too long, a reply to
@@ -37,6 +38,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from papertide.config import Config
 from papertide.paper import Paper, parse_paper_id
 from papertide.store.community import Collection, CollectionItem, Comment, User
+from papertide.store.limits import Limits
 from papertide.web.api_models import CollectionOut, CommentOut, Highlights, PaperOut, VersionOut
 from papertide.web.auth import token_hash
 from papertide.web.pages_common import community, entries, paper_url, store
@@ -92,16 +94,19 @@ _LIMITS_LOCK = threading.Lock()
 @dataclass
 class ApiLimits:
     """The API's rate limiters of one app (``app.state.api_limits``, made on first use from
-    the app's settings); None is no limit."""
+    the app's settings, counted in the app's store so all its processes share them); None
+    is no limit. A failing store stops writes (503: they need it anyway) and lets searches
+    through with a logged warning."""
 
     writes: RequestLimiter | None
     searches: RequestLimiter | None
 
     @classmethod
-    def of(cls, config: Config) -> ApiLimits:
-        """The limits the settings ask for: ``api_writes_per_minute``, ``api_search_per_minute``."""
-        return cls(writes=_limiter(config.api_writes_per_minute, WRITE_BURST),
-                   searches=_limiter(config.api_search_per_minute, SEARCH_BURST))  # fmt: skip
+    def of(cls, config: Config, limits: Limits | None = None) -> ApiLimits:
+        """The limits the settings ask for (``api_writes_per_minute``, ``api_search_per_minute``),
+        counted in ``limits`` (``store.limits``; None: in this process's memory)."""
+        return cls(writes=_limiter(config.api_writes_per_minute, WRITE_BURST, limits, "api-writes", False),
+                   searches=_limiter(config.api_search_per_minute, SEARCH_BURST, limits, "api-searches", True))  # fmt: skip
 
     @classmethod
     def default(cls) -> ApiLimits:
@@ -109,11 +114,12 @@ class ApiLimits:
         return cls.of(Config(home=Path(".")))
 
 
-def _limiter(per_minute: int, burst: int) -> RequestLimiter | None:
+def _limiter(per_minute: int, burst: int, limits: Limits | None, name: str, fail_open: bool) -> RequestLimiter | None:
     """``per_minute`` on average, bursts of ``burst`` (never more than a minute's worth); 0: None."""
     if per_minute <= 0:
         return None
-    return RequestLimiter(per_minute / 60, max(1, min(burst, per_minute)))
+    return RequestLimiter(per_minute / 60, max(1, min(burst, per_minute)), limits=limits, name=name,
+                          fail_open=fail_open)  # fmt: skip
 
 
 def api_limits(request: Request) -> ApiLimits:
@@ -124,7 +130,8 @@ def api_limits(request: Request) -> ApiLimits:
             limits = getattr(state, "api_limits", None)
             if limits is None:
                 config = getattr(state, "config", None)
-                limits = state.api_limits = ApiLimits.of(config) if config is not None else ApiLimits.default()
+                limits = state.api_limits = (ApiLimits.of(config, store(request).limits) if config is not None
+                                             else ApiLimits.default())  # fmt: skip
     return limits
 
 

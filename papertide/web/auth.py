@@ -12,26 +12,34 @@ and with no framework in sight, so each rule can be tested on its own:
   time-stamped token bound to a random cookie nonce for the anonymous forms (log in,
   sign up), so that login CSRF is stopped too;
 - the app secret is generated once into ``<home>/secret.key`` (0600), never in the repo;
-- :class:`RateLimiter` counts failed log-ins (and sign-ups) per key in memory, thread-safe and bounded.
+- :class:`RateLimiter` counts failed log-ins (and sign-ups, subscriptions) per key in a sliding
+  window, in the store so that all processes of a site share one count; when the store
+  fails it refuses (503) rather than allowing unlimited guesses (:class:`FailurePolicy`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 import os
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from papertide.errors import ConfigError
+from papertide.store.limits import Decision, Limits, LimitsUnavailable, MemoryLimits
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # --- passwords -------------------------------------------------------------------------
 
@@ -270,45 +278,81 @@ class RateLimiter:
     """At most ``max_attempts`` attempts per key within a sliding ``window`` of seconds.
 
     Keys are any strings. Log-ins count failures under ``"ip:<addr>"`` and
-    ``"user:<name>"`` and are refused when either is blocked; sign-ups count every
-    attempt per address (:meth:`record`). Only the latest ``max_attempts`` failure
-    times are kept per key, keys whose failures have all aged out are dropped as new
-    failures arrive, and beyond ``max_keys`` the key with the oldest latest failure is
-    evicted, so memory stays bounded whatever an attacker sends. Thread-safe.
+    ``"user:<name>"`` and are refused when either is blocked; sign-ups and subscriptions
+    count every attempt per address (:meth:`take`, or :meth:`retry_after` + :meth:`record`).
+    A key's state is its latest ``max_attempts`` attempt times (unix time, from ``clock``).
+
+    With ``limits=store.limits`` the state is kept in the store under ``"<name>:<key>"``
+    and every process of the site counts against the same limit: each change is one
+    locked read-decide-write (:mod:`papertide.store.limits`), so concurrent requests of
+    all processes count exactly, and rows whose attempts have aged out are swept away in
+    bounded batches. Without ``limits`` the state is in this process's memory, bounded
+    by ``max_keys`` (the key with the oldest latest attempt goes first).
+
+    When the store fails, a limiter with ``fail_open=False`` (the default: log-ins,
+    sign-ups, subscriptions) raises :class:`~papertide.store.limits.LimitsUnavailable`,
+    a ``StoreError`` the app answers with 503: nobody gets unlimited password guesses
+    while the database is sick, and the page says the site is unavailable rather than
+    wrongly blaming the visitor with a 429. With ``fail_open=True`` the request is let
+    through and a warning is logged (at most once a minute per limiter). Thread-safe.
     """
 
     def __init__(self, max_attempts: int = 5, window: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = 50_000) -> None:
-        if max_attempts < 1 or window <= 0 or max_keys < 1:
+                 clock: Callable[[], float] = time.time, max_keys: int = 50_000, *,
+                 limits: Limits | None = None, name: str = "attempts", fail_open: bool = False) -> None:  # fmt: skip
+        if max_attempts < 1 or not window > 0 or max_keys < 1:
             raise ValueError("RateLimiter needs max_attempts >= 1, window > 0 and max_keys >= 1")
+        if not name or ":" in name:
+            raise ValueError(f"a RateLimiter's name must be non-empty and without ':', not {name!r}")
         self.max_attempts = max_attempts
         self.window = float(window)
         self.max_keys = max_keys
+        self.name = name
         self._clock = clock
-        self._lock = threading.Lock()
-        # key -> recent failure times; ordered by latest failure, oldest first
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._guard = FailurePolicy(name, fail_open)
+        self.limits: Limits = limits if limits is not None else MemoryLimits(max_keys)
+
+    @property
+    def fail_open(self) -> bool:
+        return self._guard.fail_open
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._failures)
+        """How many keys of this limiter have a stored state (aged-out ones not yet swept included)."""
+        return self.limits.count(f"{self.name}:")
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
+    def _key(self, key: str) -> str:
+        return f"{self.name}:{key}"
+
+    def _recent(self, state: object, now: float) -> list[float]:
+        """The attempt times of a stored state still inside the window, oldest first."""
+        if not isinstance(state, list):
+            return []
+        cutoff = now - self.window
+        times = sorted(t for t in state if isinstance(t, (int, float)) and not isinstance(t, bool) and t > cutoff)
+        return times[-self.max_attempts:]
+
+    def _wait(self, times: list[float], now: float) -> float:
+        if len(times) < self.max_attempts:
+            return 0.0
+        return max(0.0, times[0] + self.window - now)
+
+    def _counted(self, times: list[float], now: float, result: float) -> Decision[float]:
+        times = sorted([*times, now])[-self.max_attempts:]
+        return Decision(result, times, times[-1] + self.window)
+
+    def attempts(self, key: str) -> int:
+        """How many attempts of ``key`` are inside the window now (at most ``max_attempts``)."""
+        now = self._clock()
+        return self._guard.run(lambda: len(self._recent(self.limits.state(self._key(key), now), now)), 0)
 
     def allow(self, key: str) -> bool:
-        """True when ``key`` may try again now (fewer than ``max_attempts`` failures in the window)."""
-        with self._lock:
-            times = self._recent(key, self._clock())
-            return times is None or len(times) < self.max_attempts
+        """True when ``key`` may try again now (fewer than ``max_attempts`` attempts in the window)."""
+        return self.retry_after(key) <= 0
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may try again: 0.0 when it may now (for a Retry-After header)."""
+        now = self._clock()
+        return self._guard.run(lambda: self._wait(self._recent(self.limits.state(self._key(key), now), now), now), 0.0)
 
     def record_failure(self, key: str) -> None:
         """Count one failed attempt for ``key`` now."""
@@ -316,34 +360,58 @@ class RateLimiter:
 
     def record(self, key: str) -> None:
         """Count one attempt for ``key`` now (limiters of every attempt, like sign-ups, call this)."""
-        with self._lock:
-            now = self._clock()
-            times = self._failures.get(key)
-            if times is None:
-                times = self._failures[key] = deque(maxlen=self.max_attempts)
-            else:
-                self._failures.move_to_end(key)
-            times.append(now)
-            self._evict(now)
+        now = self._clock()
 
-    def _evict(self, now: float) -> None:
-        while self._failures:
-            oldest_key, oldest = next(iter(self._failures.items()))
-            if len(self._failures) > self.max_keys or oldest[-1] <= now - self.window:
-                del self._failures[oldest_key]
-            else:
-                break
+        def step(state: object) -> Decision[float]:
+            return self._counted(self._recent(state, now), now, 0.0)
+
+        self._guard.run(lambda: self.limits.update(self._key(key), now, step), 0.0)
+
+    def take(self, key: str) -> float:
+        """Check and count in one step: 0.0 when ``key`` may try now (the attempt is counted),
+        else the seconds until it may (nothing is counted). Exact however many processes ask at once."""
+        now = self._clock()
+
+        def step(state: object) -> Decision[float]:
+            times = self._recent(state, now)
+            wait = self._wait(times, now)
+            return Decision(wait) if wait > 0 else self._counted(times, now, 0.0)
+
+        return self._guard.run(lambda: self.limits.update(self._key(key), now, step), 0.0)
 
     def reset(self, key: str) -> None:
-        """Forget ``key``'s failures (after a successful log-in)."""
-        with self._lock:
-            self._failures.pop(key, None)
+        """Forget ``key``'s attempts (after a successful log-in)."""
+        self._guard.run(lambda: self.limits.forget(self._key(key)), None)
 
-    def retry_after(self, key: str) -> float:
-        """Seconds until ``key`` may try again: 0.0 when it may now (for a Retry-After header)."""
+
+class FailurePolicy:
+    """What a rate limiter does when its store fails: raise (closed) or let the request through (open).
+
+    Failing open logs a warning at most once per :attr:`quiet` seconds, so an outage is
+    seen in the log without one line per request.
+    """
+
+    quiet = 60.0
+
+    def __init__(self, name: str, fail_open: bool) -> None:
+        self.name, self.fail_open = name, bool(fail_open)
+        self._warned = -math.inf
+        self._lock = threading.Lock()
+
+    def run(self, call: Callable[[], T], open_value: T) -> T:
+        """``call()``; when the store fails, ``open_value`` (open) or the store's error (closed)."""
+        try:
+            return call()
+        except LimitsUnavailable as e:
+            if not self.fail_open:
+                raise
+            self._warn(e)
+            return open_value
+
+    def _warn(self, error: LimitsUnavailable) -> None:
+        now = time.monotonic()
         with self._lock:
-            now = self._clock()
-            times = self._recent(key, now)
-            if times is None or len(times) < self.max_attempts:
-                return 0.0
-            return max(0.0, times[0] + self.window - now)
+            if now - self._warned < self.quiet:
+                return
+            self._warned = now
+        log.warning("rate limit %r is not enforced while the store fails: %s", self.name, error)

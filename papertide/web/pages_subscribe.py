@@ -63,7 +63,8 @@ def _secret(request: Request) -> bytes:
 def _limiter(request: Request) -> auth.RateLimiter:
     limiter = getattr(request.app.state, "subscribe_limiter", None)
     if limiter is None:
-        limiter = request.app.state.subscribe_limiter = auth.RateLimiter(*SUBSCRIBE_LIMIT)
+        limiter = request.app.state.subscribe_limiter = auth.RateLimiter(*SUBSCRIBE_LIMIT, limits=store(request).limits,
+                                                                         name="subscribe")  # fmt: skip
     return limiter
 
 
@@ -118,12 +119,11 @@ def subscribe(request: Request, form: CsrfForm, background: BackgroundTasks) -> 
         return render(request, "subscribe.html", ctx, status=status, headers=NO_STORE | (headers or {}))
 
     key = f"ip:{request.client.host if request.client else 'unknown'}"
-    limiter = _limiter(request)
-    if not limiter.allow(key):
-        wait = max(1, math.ceil(limiter.retry_after(key)))
-        return fail(f"Too many subscriptions from your address. Try again in {wait} seconds.", 429,
-                    {"Retry-After": str(wait)})  # fmt: skip
-    limiter.record_failure(key)  # every post counts
+    wait = _limiter(request).take(key)  # every post counts; checked and counted at once for all processes
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        return fail(f"Too many subscriptions from your address. Try again in {seconds} seconds.", 429,
+                    {"Retry-After": str(seconds)})  # fmt: skip
     existing = store(request).mailing.subscription_by_email(values["email"]) if values["email"] else None
     owner = user is not None and existing is not None and existing.user_id == user.id
     if existing is not None and existing.status == "active" and not owner:

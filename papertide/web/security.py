@@ -16,18 +16,20 @@ cookies anyway, only a token a script sends itself (``Authorization``). Writes a
 cross-origin: their preflight is refused, and the pages stay same-origin.
 
 :class:`RequestLimiter` is the per-caller rate limit of the API's writes and searches
-(``api_common.py``): the generic cell rate algorithm, one timestamp per caller.
+(``api_common.py``): the generic cell rate algorithm, one timestamp per caller, kept in
+the store so that every process of a site counts against the same limit.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
+
+from papertide.store.limits import Decision, Limits, MemoryLimits
+from papertide.web.auth import FailurePolicy
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -133,47 +135,56 @@ class RequestLimiter:
     """At most ``burst`` requests at once per key, and ``rate`` a second on average.
 
     The generic cell rate algorithm (GCRA; ATM Forum TM 4.0, as in ``redis-cell``): a
-    key's "theoretical arrival time" moves on by ``1 / rate`` with every request it is
-    allowed; a request is refused while that time is more than ``(burst - 1) / rate``
-    ahead of now. One float per key, so memory is bounded by ``max_keys`` (the least
-    recently seen keys go first; keys back at rest are dropped as others arrive).
-    In memory and per process: several worker processes each count on their own.
-    Thread-safe.
+    key's "theoretical arrival time" (unix time, from ``clock``) moves on by ``1 / rate``
+    with every request it is allowed; a request is refused while that time is more than
+    ``(burst - 1) / rate`` ahead of now. One number per key.
+
+    With ``limits=store.limits`` that number is kept in the store under
+    ``"<name>:<key>"``, so every process of the site counts against one limit (one locked
+    read-decide-write per request, see :mod:`papertide.store.limits`; keys back at rest
+    expire and are swept away in bounded batches). Without ``limits`` it is in this
+    process's memory, bounded by ``max_keys`` (the least recently allowed keys go first).
+    ``fail_open`` says what a failing store means (see :class:`papertide.web.auth.FailurePolicy`):
+    True lets requests through with a logged warning (the API's searches: reads that
+    need no protection from the database's trouble), False raises the store's error,
+    a 503 (the API's writes, which need the database anyway). Thread-safe.
     """
 
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 50_000) -> None:  # fmt: skip
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.time,
+                 max_keys: int = 50_000, limits: Limits | None = None, name: str = "requests",
+                 fail_open: bool = False) -> None:  # fmt: skip
         if not rate > 0 or burst < 1 or max_keys < 1:
             raise ValueError("RequestLimiter needs rate > 0, burst >= 1 and max_keys >= 1")
-        self.rate, self.burst, self.max_keys = float(rate), int(burst), max_keys
+        if not name or ":" in name:
+            raise ValueError(f"a RequestLimiter's name must be non-empty and without ':', not {name!r}")
+        self.rate, self.burst, self.max_keys, self.name = float(rate), int(burst), max_keys, name
         self._interval = 1.0 / self.rate
         self._tolerance = self._interval * (self.burst - 1)
         self._clock = clock
-        self._lock = threading.Lock()
-        self._tat: OrderedDict[str, float] = OrderedDict()  # key -> theoretical arrival time
+        self._guard = FailurePolicy(name, fail_open)
+        self.limits: Limits = limits if limits is not None else MemoryLimits(max_keys)
+
+    @property
+    def fail_open(self) -> bool:
+        return self._guard.fail_open
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._tat)
+        """How many keys of this limiter have a stored state (rested ones not yet swept included)."""
+        return self.limits.count(f"{self.name}:")
+
+    def _step(self, now: float) -> Callable[[object], Decision[float]]:
+        def step(state: object) -> Decision[float]:
+            stored = state if isinstance(state, (int, float)) and not isinstance(state, bool) else now
+            tat = max(float(stored), now)
+            wait = tat - self._tolerance - now
+            if wait > 0:
+                return Decision(wait)  # refused: nothing counted, nothing written
+            return Decision(0.0, tat + self._interval, tat + self._interval)
+
+        return step
 
     def take(self, key: str) -> float:
         """Count one request of ``key`` and return 0.0, or — over the limit — count nothing
         and return the seconds until ``key`` may ask again (for ``Retry-After``)."""
-        with self._lock:
-            now = self._clock()
-            tat = max(self._tat.get(key, now), now)
-            wait = tat - self._tolerance - now
-            if wait > 0:
-                return wait
-            self._tat[key] = tat + self._interval
-            self._tat.move_to_end(key)
-            self._evict(now)
-            return 0.0
-
-    def _evict(self, now: float) -> None:
-        while self._tat:
-            key, tat = next(iter(self._tat.items()))
-            if len(self._tat) > self.max_keys or tat <= now:
-                del self._tat[key]
-            else:
-                break
+        now = self._clock()
+        return self._guard.run(lambda: self.limits.update(f"{self.name}:{key}", now, self._step(now)), 0.0)

@@ -137,11 +137,13 @@ def install(app: FastAPI) -> None:
     """Add the session layer to ``app`` (sets request.state.user / session / csrf), the
     app secret (``app.state.secret``), the rate limiters of log-ins (``app.state.login_limiter``:
     5 failures in 5 minutes) and sign-ups (``app.state.signup_limiter``: 10 an hour per
-    address), the log-in redirect and the template helpers of the community pages."""
+    address), both counted in the store for all processes and refusing (503) when it
+    fails, the log-in redirect and the template helpers of the community pages."""
     config, store = app.state.config, app.state.store
     app.state.secret = auth.load_or_create_secret(config.home)
-    app.state.login_limiter = auth.RateLimiter(max_attempts=5, window=300.0)
-    app.state.signup_limiter = auth.RateLimiter(max_attempts=SIGNUPS_PER_HOUR, window=3600.0)
+    app.state.login_limiter = auth.RateLimiter(max_attempts=5, window=300.0, limits=store.limits, name="login")
+    app.state.signup_limiter = auth.RateLimiter(max_attempts=SIGNUPS_PER_HOUR, window=3600.0, limits=store.limits,
+                                                name="signup")  # fmt: skip
     app.add_middleware(SessionMiddleware, store=store, secret=app.state.secret)
     app.add_exception_handler(LoginRequired, _login_redirect)
     from papertide.web.pages_community import template_globals
