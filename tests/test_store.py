@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import socket
+import time
 
 import pytest
 
@@ -224,10 +225,12 @@ def test_concurrent_writers_wait_instead_of_failing(db_config):
     s.close()
 
 
-def test_postgres_reconnects_after_lost_connections_and_names_a_lost_database(pg_cluster, pg_url):
+def test_postgres_reconnects_after_lost_connections_and_names_a_lost_database(pg_cluster, pg_url, monkeypatch):
     import psycopg
 
     from papertide.store.postgres import PostgresStore
+
+    monkeypatch.setattr("papertide.store.postgres.CHECK_AFTER", 0.05)  # pooled connections idle longer are checked
 
     name = pg_url.rsplit("/", 1)[1]
     store = PostgresStore(pg_url, pool_size=2, timeout=5)
@@ -235,6 +238,7 @@ def test_postgres_reconnects_after_lost_connections_and_names_a_lost_database(pg
         store.write(Batch(papers=[paper(1)]))
         with psycopg.connect(pg_cluster.url, autocommit=True) as admin:  # as a server restart would
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        time.sleep(0.1)
         assert store.count() == 1  # the pool noticed and connected again
         store.write(Batch(papers=[paper(2)]))
         pg_cluster.drop_database(name)

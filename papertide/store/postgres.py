@@ -18,9 +18,11 @@ supplies a :class:`~papertide.store.db.Database` over psycopg 3:
 from __future__ import annotations
 
 import hashlib
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Iterable, Iterator, Sequence
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -104,7 +106,7 @@ class PostgresDatabase(Database):
             max_size=max(1, int(pool_size)),
             kwargs={"autocommit": True},
             timeout=timeout,
-            check=ConnectionPool.check_connection,  # a server restart costs one failed check, not a failed request
+            check=_check_if_idle,  # a server restart costs a check, not a failed request
             name="papertide",
             open=False,
         )
@@ -136,6 +138,7 @@ class PostgresDatabase(Database):
         try:
             with self.pool.connection() as conn:
                 yield conn
+                _last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(
                 f"no connection to {self.where} came free within {self._timeout:g} s "
@@ -168,6 +171,18 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.pool.close()
+
+
+_last_used: WeakKeyDictionary[psycopg.Connection, float] = WeakKeyDictionary()
+CHECK_AFTER = 2.0  # seconds idle after which a pooled connection is checked before it is lent
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    """The pool's check before lending a connection: a round trip (``ConnectionPool.check_connection``)
+    only for one idle for a while, the kind a server restart or a network cut leaves broken; one in
+    steady use goes out at once (the check would double every read's round trips under load)."""
+    if time.monotonic() - _last_used.get(conn, 0.0) > CHECK_AFTER:
+        ConnectionPool.check_connection(conn)
 
 
 def _reason(e: psycopg.Error) -> str:
