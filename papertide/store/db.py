@@ -82,7 +82,8 @@ class Database(ABC):
 
     @abstractmethod
     def all(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        """The rows of one read statement."""
+        """The rows of one statement, run on its own (autocommit): a read, or a single-statement
+        write whose atomicity is the statement's own (``UPDATE … WHERE state = ? RETURNING``)."""
 
     def first(self, sql: str, params: Sequence = ()) -> tuple | None:
         rows = self.all(sql, params)

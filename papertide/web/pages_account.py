@@ -98,9 +98,8 @@ def _too_many_signups(request: Request) -> Response | None:
     """The 429 page when this address has used up its sign-ups for now; else count this one and None."""
     limiter: auth.RateLimiter = request.app.state.signup_limiter
     key = f"ip:{_client(request)}"
-    wait = limiter.retry_after(key)
+    wait = limiter.take(key)  # checked and counted at once: every attempt counts, made account or not
     if wait <= 0:
-        limiter.record(key)  # every attempt counts, made account or not
         return None
     minutes = max(1, math.ceil(wait / 60))
     ctx = {"status": 429, "title": "Too many sign-ups",
