@@ -10,6 +10,8 @@ target leave the target as it was.
 
 from __future__ import annotations
 
+import json
+
 import re
 import signal
 import subprocess
@@ -367,4 +369,9 @@ def test_the_homes_search_index_stays_valid_after_the_move(demo_indexed, pg_url)
     cli_run("db", "copy", "--to", pg_url)
     catch_up = cli_run("--db", pg_url, "index").stdout
     assert "(0 added or updated, 0 removed" in catch_up
-    assert cli_run("--db", pg_url, "search", "--json", "in-context learning").stdout == before
+    after = cli_run("--db", pg_url, "search", "--json", "in-context learning").stdout
+    # the same papers in the same order; the scores agree to float rounding (on PostgreSQL with
+    # pgvector the dense scores are computed by the database: vector_search = auto)
+    old, new = json.loads(before), json.loads(after)
+    assert [h["id"] for h in new] == [h["id"] for h in old] and len(old) > 3
+    assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(old, new))

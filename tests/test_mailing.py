@@ -392,7 +392,8 @@ def test_due_pages_through_ten_thousand_subscribers_quickly(store, m):
         after = page[-1].id
     elapsed = time.perf_counter() - start
     assert seen == ids[1::2]
-    assert elapsed < 1.0, f"due() took {elapsed:.2f} s for 10,000 subscribers"
+    limit = 1.0 if store.database.dialect == "sqlite" else 3.0  # a round trip per page on PostgreSQL
+    assert elapsed < limit, f"due() took {elapsed:.2f} s for 10,000 subscribers"
 
 
 # ------------------------------------------------------------------------- events
