@@ -170,13 +170,13 @@ def _highlights(papers: list, parsed) -> dict[str, dict[str, list[tuple[int, int
     return out
 
 
-@router.get("/search", response_model=SearchOut, tags=["search"], responses=UNAVAILABLE | LIMITED, dependencies=SEARCH)
+@router.get("/search", response_model=SearchOut, tags=["search"], responses=UNAVAILABLE | LIMITED)
 def search(request: Request, q: str = Query("", description="The query language of the search page: words, "
            '"exact phrases", -exclusions, author:, cat:, since:, until:, year:, or a paper id.'),
            mode: Literal["hybrid", "lexical", "dense"] = "hybrid", limit: int = Limit,
            k: int | None = Query(None, ge=1, le=100, description="Another name for limit."),
            offset: int = Query(0, ge=0, le=MAX_SEARCH_OFFSET), cat: str = "", author: str = "", since: str = "",
-           until: str = "", user: User | None = Depends(optional_user)) -> SearchOut:  # fmt: skip
+           until: str = "", user: User | None = Depends(limit_searches)) -> SearchOut:  # fmt: skip
     """Search as the search page does (same parser, same ranker, same order); what the parser could
     not use comes back in ``notes``, never as an error."""
     limit = k or limit
@@ -190,11 +190,10 @@ def search(request: Request, q: str = Query("", description="The query language 
                      notes=found.notes)  # fmt: skip
 
 
-@router.get("/similar/{paper_id:path}", response_model=SimilarOut, tags=["search"], responses=UNAVAILABLE | LIMITED,
-            dependencies=SEARCH)  # fmt: skip
+@router.get("/similar/{paper_id:path}", response_model=SimilarOut, tags=["search"], responses=UNAVAILABLE | LIMITED)
 def similar(request: Request, paper_id: str, limit: int = Limit,
             offset: int = Query(0, ge=0, le=MAX_SIMILAR_OFFSET),
-            user: User | None = Depends(optional_user)) -> SimilarOut:  # fmt: skip
+            user: User | None = Depends(limit_searches)) -> SimilarOut:  # fmt: skip
     """Papers closest in meaning to a paper (cosine of their embeddings), closest first."""
     pid = visible_paper_id(request, paper_id, user)
     index = engines(request).search_index()

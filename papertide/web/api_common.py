@@ -153,14 +153,23 @@ def _check(limiter: RequestLimiter | None, key: str, what: str) -> None:
                                  f"try again in {seconds} s", headers={"Retry-After": str(seconds)})  # fmt: skip
 
 
-def limit_writes(request: Request, user: User = Depends(require_user)) -> None:
-    """Dependency of every write: the account's write allowance, or 429."""
+# The token check and the allowance are one dependency: FastAPI runs each sync dependency
+# in the thread pool on its own, and under load every extra hop is another wait in its queue.
+
+
+def limit_writes(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User:
+    """Dependency of every write: the token's account (or 401) within its write allowance (or 429)."""
+    user = require_user(request, credentials)
     _check(api_limits(request).writes, caller_key(request, user), "writes")
+    return user
 
 
-def limit_searches(request: Request, user: User | None = Depends(optional_user)) -> None:
-    """Dependency of the searches: the caller's (account's or address's) allowance, or 429."""
+def limit_searches(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User | None:
+    """Dependency of the searches: the caller (as :func:`optional_user`) within its (account's or
+    address's) allowance, or 429."""
+    user = optional_user(request, credentials)
     _check(api_limits(request).searches, caller_key(request, user), "searches")
+    return user
 
 
 # ------------------------------------------------------------------- errors
