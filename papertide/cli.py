@@ -325,11 +325,11 @@ def demo(obj: Context) -> None:
         report = _run_ingest("demo corpus", ingest_demo, store=store)
         list_demo_papers(store)  # the daily papers of 2024-03-17, the page they came from
         papers = store.list_papers(limit=100, order="added")
-        total = store.count()
+        total, where = store.count(), store.stats()["path"]
     click.echo("")
     for p in papers:
         click.echo(_paper_line(p))
-    click.echo(f"\n{total} papers in {obj.config.home}. Try: papertide show {papers[0].id if papers else 'ID'}")
+    click.echo(f"\n{total} papers in {where}. Try: papertide show {papers[0].id if papers else 'ID'}")
     _exit_for(report)
 
 
