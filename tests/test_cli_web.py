@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import httpx
 import pytest
+from processes import free_port
 from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -62,12 +63,6 @@ def test_serve_indexes_lists_the_demo_and_runs_uvicorn(serve_group, warm_home, c
     assert again.exit_code == 0 and "listed" not in again.output  # nothing new to list
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, deadline: float, proc: subprocess.Popen) -> httpx.Response:
     while True:
         assert proc.poll() is None, f"serve exited with {proc.returncode}"
@@ -87,7 +82,7 @@ def test_two_workers_serve_one_retries_and_sigterm_stops_them(config, server, tm
     with open_store(config) as store:
         uid = store.community.create_user("alice", "", "hash").id
         store.community.add_submission(uid, "2401.17377", paper_id="2401.17377", status="pending", message="later")
-    port, log_path = _free_port(), tmp_path / "serve.log"
+    port, log_path = free_port(), tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")}
     env |= {"PAPERTIDE_ARXIV_API_URL": server.url + "/api/query", "PAPERTIDE_ARXIV_INTERVAL": "0"}
     cmd = [sys.executable, "-m", "papertide", "--home", str(config.home), "serve", "--no-index", "--workers", "2",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from email.message import EmailMessage
 
 import httpx
 import pytest
+from processes import free_port, run_papertide, wait_until_serving
 
 from papertide.digest import last_complete_period
 from papertide.ingest import ingest_demo
@@ -33,13 +33,6 @@ from papertide.store import open_store
 pytestmark = pytest.mark.slow  # three papertide processes start (web app, worker, sender): ~15 s here
 
 READERS = ("ada@example.org", "grace@example.net")
-TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ def site(config, warm_home, sink, tmp_path):
             com.vote(voter.id, ids[4])
             if n < 2:
                 com.vote(voter.id, ids[2])
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")}
     env |= {"PAPERTIDE_HOME": str(warm_home), "PAPERTIDE_SMTP_URL": sink.url(), "PAPERTIDE_BASE_URL": base}
@@ -66,31 +59,12 @@ def site(config, warm_home, sink, tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for(base, proc, log)
+        wait_until_serving(base, proc, log, "/subscribe")
         yield {"base": base, "env": env, "ids": ids, "yesterday": yesterday, "config": config}
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)  # one uvicorn process re-raises SIGTERM once it has shut down
         assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log.read_text(), log.read_text()
-
-
-def _wait_for(base: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"papertide serve exited with {proc.returncode}:\n{log.read_text()}"
-        try:
-            if httpx.get(base + "/subscribe", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"papertide serve did not answer on {base}:\n{log.read_text()}")
-
-
-def _papertide(env: dict, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "papertide", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert done.returncode == 0, f"papertide {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
-    return done
 
 
 def _mail_to(sink, address: str, *, after: int = 0) -> EmailMessage:
@@ -147,7 +121,7 @@ def test_subscribe_confirm_receive_from_the_worker_unsubscribe_and_receive_nothi
     assert confirmations == 2
 
     # the worker's tick: index, submissions, then yesterday's digests
-    worker = _papertide(env, "worker", "--once")
+    worker = run_papertide(env, "worker", "--once")
     assert "digests: 2 sent, 0 empty, 0 deferred, 0 failed" in worker.stderr, worker.stderr
     assert "worker: stopped" in worker.stderr
     period = site["yesterday"].isoformat()
@@ -187,7 +161,7 @@ def test_subscribe_confirm_receive_from_the_worker_unsubscribe_and_receive_nothi
     today = site["yesterday"] + timedelta(days=1)
     tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=6)
     before = len(sink.messages)
-    later = _papertide(env, "digest", "send", "--now", tomorrow.strftime("%Y-%m-%dT%H:%MZ"))
+    later = run_papertide(env, "digest", "send", "--now", tomorrow.strftime("%Y-%m-%dT%H:%MZ"))
     assert "1 sent, 0 empty" in later.stdout, later.stdout + later.stderr
     assert "later than the clock" in later.stderr  # --now in the future is allowed, with a warning
     assert [r.message["To"] for r in sink.messages[before:]] == [staying]
@@ -199,6 +173,6 @@ def test_subscribe_confirm_receive_from_the_worker_unsubscribe_and_receive_nothi
         assert [r.state for r in store.mailing.send_log(period=today.isoformat())] == ["sent"]
 
     # the worker again, today: yesterday's digests are in the send log, so nothing goes out twice
-    again = _papertide(env, "worker", "--once")
+    again = run_papertide(env, "worker", "--once")
     assert "digests: 0 sent, 0 empty" in again.stderr, again.stderr
     assert len(sink.messages) == before + 1

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from processes import free_port
 
 from papertide.config import load_config
 from papertide.store.limits import KEEP, Decision, LimitsUnavailable, MemoryLimits
@@ -298,18 +298,12 @@ def test_a_failing_store_refuses_log_ins_and_api_writes_but_not_searches(paperti
         app.state.store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow  # two worker processes import the web stack: 5-20 s here
 def test_serve_with_two_workers_allows_each_limit_once(config, tmp_path):
     from papertide.store import open_store
 
     open_store(config).close()  # migrated before the workers race to do it
-    port, log_path = _free_port(), tmp_path / "serve.log"
+    port, log_path = free_port(), tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERTIDE_")} | {
         "PAPERTIDE_API_SEARCH_PER_MINUTE": "4"}  # fmt: skip
     cmd = [sys.executable, "-m", "papertide", "--home", str(config.home), "serve", "--no-index", "--workers", "2",

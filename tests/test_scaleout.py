@@ -16,16 +16,15 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import httpx
 import pytest
+from processes import free_port, run_papertide, wait_until_serving
 
 from papertide.config import replace
 from papertide.digest import last_complete_period
@@ -37,32 +36,6 @@ from papertide.web.auth import token_hash
 pytestmark = pytest.mark.slow  # two app servers, a worker and two senders start: ~30 s here
 
 USERS = 24
-TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(base: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"papertide serve exited with {proc.returncode}:\n{log.read_text()}"
-        try:
-            if httpx.get(base + "/api/daily", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"papertide serve did not answer on {base}:\n{log.read_text()}")
-
-
-def _papertide(env: dict, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "papertide", *args], env=env, capture_output=True, text=True,
-                          timeout=180)  # fmt: skip
-    assert done.returncode == 0, f"papertide {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
-    return done
 
 
 @pytest.fixture
@@ -86,18 +59,18 @@ def site(config, warm_home, pg_url, sink, tmp_path):
     env |= {"PAPERTIDE_HOME": str(warm_home), "PAPERTIDE_DATABASE_URL": pg_url, "PAPERTIDE_SMTP_URL": sink.url(),
             "PAPERTIDE_API_WRITES_PER_MINUTE": "0", "PAPERTIDE_API_SEARCH_PER_MINUTE": "0",
             "PAPERTIDE_DATABASE_POOL": "4"}  # fmt: skip
-    _papertide(env, "index")
+    run_papertide(env, "index")
     servers = []
     try:
         for n in range(2):
-            port, log = _free_port(), tmp_path / f"serve{n}.log"
+            port, log = free_port(), tmp_path / f"serve{n}.log"
             cmd = [sys.executable, "-m", "papertide", "serve", "--port", str(port), "--no-index",
                    "--retry-submissions", "0"]  # fmt: skip
             with open(log, "w") as out:
                 proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             servers.append((f"http://127.0.0.1:{port}", proc, log))
         for base, proc, log in servers:
-            _wait_for(base, proc, log)
+            wait_until_serving(base, proc, log)
         yield {"bases": [s[0] for s in servers], "env": env, "ids": ids, "tokens": tokens, "config": config,
                "yesterday": yesterday}  # fmt: skip
     finally:
@@ -175,7 +148,7 @@ def test_both_servers_reload_the_index_the_worker_publishes(site):
                   authors=["Ada Lovelace"], categories=["math.MG"], submitted="2026-11-25")  # fmt: skip
     with open_store(site["config"]) as store:
         store.write(Batch(papers=[fresh]))
-    worker = _papertide(site["env"], "worker", "--once", "--no-send")
+    worker = run_papertide(site["env"], "worker", "--once", "--no-send")
     assert "worker: stopped" in worker.stderr, worker.stderr
     for base in bases:
         found = httpx.get(f"{base}/api/search", params={"q": query, "mode": "lexical"}, timeout=30).json()
