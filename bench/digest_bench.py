@@ -356,12 +356,16 @@ def send_main(home: Path, smtp_url: str) -> dict:
                 rows.append({**current, "total": time.perf_counter() - t, "every": sub.every})
 
         run._one = one_timed
+        if "OPENBLAS_NUM_THREADS" not in os.environ:
+            from papertide.text.features import one_blas_thread
+
+            one_blas_thread()  # as `papertide digest send` and the worker do
         cpu = time.process_time()
         report = run.run()
         cpu = time.process_time() - cpu
         connections = mailer.connections
     store.close()
-    return {"cpu": cpu, "load": os.getloadavg(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+    return {"cpu": cpu, "load": os.getloadavg(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "1 (as digest send)"),
             "report": {k: getattr(report, k) for k in ("sent", "empty", "deferred", "failed", "skipped", "stopped",
                                                        "seconds")},
             "errors": report.errors[:5], "opened": opened, "rows": rows, "rss_mib": peak_rss_mib(),
@@ -494,7 +498,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1_500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rebuild", action="store_true", help="build the store again even if today's is cached")
-    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS for the sender (default: OpenBLAS's own)")
+    ap.add_argument("--blas-threads", type=int, help="OPENBLAS_NUM_THREADS for the sender (default: 1, as "
+                    "`papertide digest send` sets it)")
     ap.add_argument("--send-child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--smtp", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -142,8 +142,10 @@ def register(cli: click.Group, pass_ctx) -> None:
         ended by now, or by --now, and has no final entry in the send log.
         """
         from papertide.digest_send import DigestRun
+        from papertide.text.features import one_blas_thread
 
         mailer = None if dry_run else _mailer(obj.config)  # refuse before any work without SMTP
+        one_blas_thread()
         if now is not None and now > datetime.now(timezone.utc):
             click.echo(f"warning: --now {now:%Y-%m-%dT%H:%M:%SZ} is later than the clock: periods that have not "
                        "ended yet are sent as complete, and never again", err=True)  # fmt: skip
@@ -213,8 +215,10 @@ def register(cli: click.Group, pass_ctx) -> None:
     @pass_ctx
     def worker_cmd(obj, interval: float, sources: tuple[str, ...], no_send: bool, once: bool) -> None:
         """Harvest, index, retry submissions and send due digests on a schedule until stopped."""
+        from papertide.text.features import one_blas_thread
         from papertide.worker import Worker
 
+        one_blas_thread()
         try:
             worker = Worker(obj.config, sources=list(sources), send=not no_send)
         except ValueError as e:

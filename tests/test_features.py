@@ -5,6 +5,7 @@ threads (one build per index, the lazy parts and the block cache under a lock)."
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 
 import numpy as np
@@ -207,3 +208,15 @@ def test_threads_share_the_block_cache_and_get_the_blocks_a_single_thread_gets()
     for r in sets[1 : BLOCK_CACHE + 1]:
         f.lexical_block(r)
     assert f.lexical_block(sets[0]) is not last  # pushed out by BLOCK_CACHE newer ones
+
+
+def test_one_blas_thread_limits_the_process_blas_to_one_thread():
+    import subprocess
+    import sys
+
+    code = ("import numpy, json; from threadpoolctl import threadpool_info; "
+            "from papertide.text.features import one_blas_thread; one_blas_thread(); "
+            "print(json.dumps([p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) and set(json.loads(done.stdout)) == {1}
