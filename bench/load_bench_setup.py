@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -24,14 +23,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import synth  # noqa: E402
-from web_bench import SERVER_ENV, SyntheticEmbedder, free_port, seed_community, wait_ready  # noqa: E402
+from web_bench import SERVER_ENV, SyntheticEmbedder, cached, free_port, seed_community, wait_ready  # noqa: E402
 
 from papertide.config import Config, load_config  # noqa: E402
 from papertide.store import Store, open_store  # noqa: E402
@@ -77,24 +75,19 @@ def index_store(store: Store, config: Config) -> str:
 
 def cached_home(n: int, rebuild: bool) -> tuple[Path, dict, bool]:
     """The built SQLite home (built now unless cached): (home, info, reused)."""
-    home = bench_root() / f"synthetic-{n}-v{BUILD_VERSION}"
-    ready = home / READY
-    if ready.exists() and not rebuild:
-        return home, json.loads(ready.read_text()), True
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    t = time.perf_counter()
-    config = load_config(home, env={})
-    snapshot = synth.write(home / SNAPSHOT, n)
-    with open_store(config) as store:
-        info = fill_store(store, snapshot)
-        info["index"] = index_store(store, config)
-    from papertide.index import load_configured_embedder
 
-    load_configured_embedder(config, threads=1).embed(["warm up"])  # builds the model graph into <home>/models
-    info["build_seconds"] = round(time.perf_counter() - t, 1)
-    ready.write_text(json.dumps(info))
-    return home, info, False
+    def build(home: Path) -> dict:
+        config = load_config(home, env={})
+        snapshot = synth.write(home / SNAPSHOT, n)
+        with open_store(config) as store:
+            info = fill_store(store, snapshot)
+            info["index"] = index_store(store, config)
+        from papertide.index import load_configured_embedder
+
+        load_configured_embedder(config, threads=1).embed(["warm up"])  # builds the model graph into <home>/models
+        return info
+
+    return cached(bench_root() / f"synthetic-{n}-v{BUILD_VERSION}", build, rebuild, READY)
 
 
 def scenario_home(cache: Path, dest: Path, *, with_sqlite: bool) -> Path:

@@ -54,6 +54,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import numpy as np
@@ -166,20 +167,26 @@ def build_synthetic(home: Path, n: int) -> dict:
             "phases": ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())}  # fmt: skip
 
 
-def cached_home(corpus: str, n: int, rebuild: bool) -> tuple[Path, dict, bool]:
-    """The built home for a corpus (built now unless a finished one is cached): (home, info, reused)."""
-    root = Path(os.environ.get("BENCH_TMP") or tempfile.gettempdir()) / "papertide-web-bench"
-    home = root / f"{corpus}-{n}-v{BUILD_VERSION}"
-    ready = home / READY
+def cached(home: Path, build: Callable[[Path], dict], rebuild: bool, marker: str = READY) -> tuple[Path, dict, bool]:
+    """``home`` as ``build(home)`` made it, unless a finished build (its ``marker`` file, which
+    holds the build's info) is there already and ``rebuild`` is false: (home, info, reused)."""
+    ready = home / marker
     if ready.exists() and not rebuild:
         return home, json.loads(ready.read_text()), True
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     t = time.perf_counter()
-    info = build_demo(home) if corpus == "demo" else build_synthetic(home, n)
+    info = build(home)
     info["build_seconds"] = round(time.perf_counter() - t, 1)
     ready.write_text(json.dumps(info))
     return home, info, False
+
+
+def cached_home(corpus: str, n: int, rebuild: bool) -> tuple[Path, dict, bool]:
+    """The built home for a corpus (built now unless a finished one is cached): (home, info, reused)."""
+    root = Path(os.environ.get("BENCH_TMP") or tempfile.gettempdir()) / "papertide-web-bench"
+    build = build_demo if corpus == "demo" else (lambda home: build_synthetic(home, n))
+    return cached(root / f"{corpus}-{n}-v{BUILD_VERSION}", build, rebuild)
 
 
 # ------------------------------------------------------------------- server
